@@ -1,0 +1,238 @@
+//! Compressed sparse rows: the one matrix format cellvae keeps data in (cells × genes).
+//!
+//! PBMC3k is ≈ 6 % nonzero, so the whole matrix is never densified: readers build a [`Csr`],
+//! preprocessing rewrites its values, training gathers minibatches of rows from it, and the
+//! first layer multiplies by it directly.
+
+/// A sparse `n_rows × n_cols` matrix. Row `i` holds the entries
+/// `indices[indptr[i]..indptr[i+1]]` (column numbers, strictly increasing) with their `data`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Csr<T> {
+    pub n_rows: usize,
+    pub n_cols: usize,
+    pub indptr: Vec<usize>,
+    pub indices: Vec<u32>,
+    pub data: Vec<T>,
+}
+
+impl<T: Copy + Default> Csr<T> {
+    /// An empty matrix with `n_cols` columns, ready to be filled with [`Csr::push_row`].
+    pub fn with_cols(n_cols: usize) -> Self {
+        Csr {
+            n_rows: 0,
+            n_cols,
+            indptr: vec![0],
+            indices: Vec::new(),
+            data: Vec::new(),
+        }
+    }
+
+    /// Builds a matrix from `(row, col, value)` triplets in any order. Duplicate positions are
+    /// summed, as MatrixMarket readers conventionally do.
+    pub fn from_triplets(
+        n_rows: usize,
+        n_cols: usize,
+        mut triplets: Vec<(u32, u32, T)>,
+        add: impl Fn(T, T) -> T,
+    ) -> Self {
+        triplets.sort_unstable_by_key(|&(r, c, _)| (r, c));
+        let mut m = Csr {
+            n_rows,
+            n_cols,
+            indptr: vec![0; n_rows + 1],
+            indices: Vec::with_capacity(triplets.len()),
+            data: Vec::with_capacity(triplets.len()),
+        };
+        let mut last: Option<(u32, u32)> = None;
+        for (r, c, v) in triplets {
+            if last == Some((r, c)) {
+                let top = m.data.len() - 1;
+                m.data[top] = add(m.data[top], v);
+                continue;
+            }
+            last = Some((r, c));
+            m.indices.push(c);
+            m.data.push(v);
+            m.indptr[r as usize + 1] += 1;
+        }
+        for i in 0..n_rows {
+            m.indptr[i + 1] += m.indptr[i];
+        }
+        m
+    }
+
+    /// Appends one row given its (strictly increasing) column numbers and values.
+    pub fn push_row(&mut self, cols: &[u32], vals: &[T]) {
+        debug_assert_eq!(cols.len(), vals.len());
+        self.indices.extend_from_slice(cols);
+        self.data.extend_from_slice(vals);
+        self.indptr.push(self.indices.len());
+        self.n_rows += 1;
+    }
+
+    /// Number of stored entries.
+    pub fn nnz(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Column numbers and values of row `i`.
+    #[inline]
+    pub fn row(&self, i: usize) -> (&[u32], &[T]) {
+        let (a, b) = (self.indptr[i], self.indptr[i + 1]);
+        (&self.indices[a..b], &self.data[a..b])
+    }
+
+    /// Copies rows `rows` (in that order) into `out`, reusing its buffers: the minibatch gather.
+    pub fn gather_rows_into(&self, rows: &[usize], out: &mut Csr<T>) {
+        out.n_rows = rows.len();
+        out.n_cols = self.n_cols;
+        out.indptr.clear();
+        out.indices.clear();
+        out.data.clear();
+        out.indptr.push(0);
+        for &r in rows {
+            let (c, v) = self.row(r);
+            out.indices.extend_from_slice(c);
+            out.data.extend_from_slice(v);
+            out.indptr.push(out.indices.len());
+        }
+    }
+
+    /// A new matrix of rows `rows`.
+    pub fn select_rows(&self, rows: &[usize]) -> Csr<T> {
+        let mut out = Csr::with_cols(self.n_cols);
+        self.gather_rows_into(rows, &mut out);
+        out
+    }
+
+    /// Keeps the columns whose `new_index[c]` is `Some`, renumbered to that index. The new
+    /// numbering must preserve order for rows to stay sorted; use [`Csr::reorder_columns`] otherwise.
+    pub fn select_columns(&self, new_index: &[Option<u32>], n_new: usize) -> Csr<T> {
+        let mut out = Csr::with_cols(n_new);
+        out.indptr.reserve(self.n_rows);
+        for i in 0..self.n_rows {
+            let (cols, vals) = self.row(i);
+            for (&c, &v) in cols.iter().zip(vals) {
+                if let Some(nc) = new_index[c as usize] {
+                    out.indices.push(nc);
+                    out.data.push(v);
+                }
+            }
+            out.indptr.push(out.indices.len());
+            out.n_rows += 1;
+        }
+        out
+    }
+
+    /// Like [`Csr::select_columns`] but for any renumbering: each row is re-sorted.
+    pub fn reorder_columns(&self, new_index: &[Option<u32>], n_new: usize) -> Csr<T> {
+        let mut out = Csr::with_cols(n_new);
+        let mut row: Vec<(u32, T)> = Vec::new();
+        for i in 0..self.n_rows {
+            let (cols, vals) = self.row(i);
+            row.clear();
+            row.extend(
+                cols.iter()
+                    .zip(vals)
+                    .filter_map(|(&c, &v)| new_index[c as usize].map(|nc| (nc, v))),
+            );
+            row.sort_unstable_by_key(|e| e.0);
+            for &(c, v) in &row {
+                out.indices.push(c);
+                out.data.push(v);
+            }
+            out.indptr.push(out.indices.len());
+            out.n_rows += 1;
+        }
+        out
+    }
+
+    /// The same matrix with every value mapped through `f`.
+    pub fn map<U: Copy + Default>(&self, f: impl Fn(T) -> U) -> Csr<U> {
+        Csr {
+            n_rows: self.n_rows,
+            n_cols: self.n_cols,
+            indptr: self.indptr.clone(),
+            indices: self.indices.clone(),
+            data: self.data.iter().map(|&v| f(v)).collect(),
+        }
+    }
+
+    /// Dense copy, row-major. For tests and small matrices only.
+    pub fn to_dense(&self) -> ndarray::Array2<T> {
+        let mut d = ndarray::Array2::from_elem((self.n_rows, self.n_cols), T::default());
+        for i in 0..self.n_rows {
+            let (c, v) = self.row(i);
+            for (&c, &v) in c.iter().zip(v) {
+                d[[i, c as usize]] = v;
+            }
+        }
+        d
+    }
+}
+
+/// The transpose of a minibatch, column-major: column `j` holds `(row, value)` pairs. Used by
+/// the sparse layer's weight gradient so that each gradient row is written by one thread.
+#[derive(Clone, Debug, Default)]
+pub struct Csc<T> {
+    pub colptr: Vec<usize>,
+    pub rows: Vec<u32>,
+    pub data: Vec<T>,
+}
+
+impl<T: Copy + Default> Csc<T> {
+    /// Rebuilds `self` as the column-major form of `m`, reusing its buffers (O(nnz + n_cols)).
+    pub fn rebuild_from(&mut self, m: &Csr<T>) {
+        self.colptr.clear();
+        self.colptr.resize(m.n_cols + 1, 0);
+        for &c in &m.indices {
+            self.colptr[c as usize + 1] += 1;
+        }
+        for j in 0..m.n_cols {
+            self.colptr[j + 1] += self.colptr[j];
+        }
+        self.rows.resize(m.nnz(), 0);
+        self.data.resize(m.nnz(), T::default());
+        // `next` walks each column's slots; rows are visited in order so they stay sorted.
+        let mut next = self.colptr[..m.n_cols].to_vec();
+        for i in 0..m.n_rows {
+            let (cols, vals) = m.row(i);
+            for (&c, &v) in cols.iter().zip(vals) {
+                let slot = &mut next[c as usize];
+                self.rows[*slot] = i as u32;
+                self.data[*slot] = v;
+                *slot += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn triplets_sum_duplicates_and_sort() {
+        let m = Csr::from_triplets(
+            2,
+            3,
+            vec![(1, 2, 1.0), (0, 1, 2.0), (1, 0, 3.0), (1, 2, 4.0)],
+            |a, b| a + b,
+        );
+        assert_eq!(m.indptr, vec![0, 1, 3]);
+        assert_eq!(m.indices, vec![1, 0, 2]);
+        assert_eq!(m.data, vec![2.0, 3.0, 5.0]);
+    }
+
+    #[test]
+    fn csc_is_the_transpose() {
+        let m = Csr::from_triplets(3, 4, vec![(0, 3, 1.0), (2, 3, 2.0), (1, 0, 3.0)], |a, b| {
+            a + b
+        });
+        let mut t = Csc::default();
+        t.rebuild_from(&m);
+        assert_eq!(t.colptr, vec![0, 1, 1, 1, 3]);
+        assert_eq!(t.rows, vec![1, 0, 2]);
+        assert_eq!(t.data, vec![3.0, 1.0, 2.0]);
+    }
+}

@@ -1,0 +1,186 @@
+//! Sparse-input Dense layer: the first layer, fed the CSR minibatch directly.
+//!
+//! Shapes: `x: (B, in)` CSR with `nnz` entries, `Wᵀ: (in, out)`, `b: (out)`, `y: (B, out)`.
+//!
+//! Forward:  `y[i, :] = b + Σ_{j ∈ nz(i)} x[i, j] · Wᵀ[j, :]`, i.e. `y = x·Wᵀ + 1·bᵀ` touching
+//! only the nonzeros: `2·nnz·out` flops instead of `2·B·in·out` (≈ 16× fewer on PBMC3k).
+//!
+//! Backward, given `δy` (already through the activation):
+//! - `∂Wᵀ[j, :] += Σ_{i : x[i,j] ≠ 0} x[i, j] · δy[i, :]`, i.e. `∂W += δyᵀ·x` from the nonzeros;
+//! - `∂b += Σ_rows δy`;
+//! - no `δx`: the input is data.
+//!
+//! Storage note: the weight is kept transposed, `(in, out)`, so that both products walk
+//! contiguous rows of length `out`. Checkpoints store it as PyTorch's `(out, in)`
+//! ([`SparseDense::weight_out_in`]). Initialisation draws the `(out, in)` tensor exactly as
+//! [`super::dense::Dense::new`] does and transposes it.
+
+use super::dense::{add_column_sums, uniform_init};
+use super::relu::{bias_act_forward, Activation};
+use super::scalar::Scalar;
+use crate::csr::{Csc, Csr};
+use ndarray::parallel::prelude::*;
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
+use rand::Rng;
+
+/// The first layer with its gradient buffers and a reusable transpose of the batch.
+#[derive(Clone, Debug)]
+pub struct SparseDense<T> {
+    /// `Wᵀ`, `(in, out)`
+    pub weight_t: Array2<T>,
+    /// `(out)`
+    pub bias: Array1<T>,
+    pub dweight_t: Array2<T>,
+    pub dbias: Array1<T>,
+    batch_t: Csc<T>,
+}
+
+impl<T: Scalar> SparseDense<T> {
+    /// A new `in → out` layer, initialised as PyTorch's `nn.Linear(in, out)`.
+    pub fn new<R: Rng + ?Sized>(n_in: usize, n_out: usize, rng: &mut R) -> Self {
+        let weight = uniform_init::<T, R>(n_out, n_in, n_in, rng);
+        let bias = uniform_init(1, n_out, n_in, rng).remove_axis(Axis(0));
+        Self::from_parts(weight.t().as_standard_layout().into_owned(), bias)
+    }
+
+    /// A layer from `Wᵀ (in, out)` and `b`.
+    pub fn from_parts(weight_t: Array2<T>, bias: Array1<T>) -> Self {
+        SparseDense {
+            dweight_t: Array2::zeros(weight_t.raw_dim()),
+            dbias: Array1::zeros(bias.raw_dim()),
+            weight_t,
+            bias,
+            batch_t: Csc::default(),
+        }
+    }
+
+    pub fn n_in(&self) -> usize {
+        self.weight_t.nrows()
+    }
+
+    pub fn n_out(&self) -> usize {
+        self.weight_t.ncols()
+    }
+
+    /// The weight in PyTorch's `(out, in)` layout (a copy).
+    pub fn weight_out_in(&self) -> Array2<T> {
+        self.weight_t.t().as_standard_layout().into_owned()
+    }
+
+    /// `y = act(x·Wᵀ + b)` from the nonzeros of `x`; rows in parallel.
+    pub fn forward(&self, x: &Csr<T>, mut y: ArrayViewMut2<'_, T>, act: Activation) {
+        assert_eq!(x.n_cols, self.n_in(), "sparse layer: input width");
+        assert_eq!(y.nrows(), x.n_rows, "sparse layer: batch size");
+        let w = &self.weight_t;
+        Zip::indexed(y.rows_mut()).par_for_each(|i, mut row| {
+            row.fill(T::zero());
+            let (cols, vals) = x.row(i);
+            for (&j, &v) in cols.iter().zip(vals) {
+                row.scaled_add(v, &w.row(j as usize));
+            }
+        });
+        bias_act_forward(y, self.bias.view(), act);
+    }
+
+    /// `∂Wᵀ += (δyᵀ·x)ᵀ` and `∂b += Σ δy`, from the nonzeros of `x`. Each row of `∂Wᵀ` (one
+    /// input gene) is summed by one thread over the batch's transpose, in row order.
+    pub fn backward(&mut self, x: &Csr<T>, dy: ArrayView2<'_, T>) {
+        self.batch_t.rebuild_from(x);
+        let xt = &self.batch_t;
+        Zip::indexed(self.dweight_t.rows_mut()).par_for_each(|j, mut grad_row| {
+            for p in xt.colptr[j]..xt.colptr[j + 1] {
+                grad_row.scaled_add(xt.data[p], &dy.row(xt.rows[p] as usize));
+            }
+        });
+        add_column_sums(dy, self.dbias.view_mut());
+    }
+
+    /// Sets `∂Wᵀ` and `∂b` to zero.
+    pub fn zero_grad(&mut self) {
+        self.dweight_t
+            .as_slice_mut()
+            .map(|s| s.par_iter_mut().for_each(|v| *v = T::zero()));
+        self.dbias.fill(T::zero());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::dense::Dense;
+    use crate::engine::gradcheck::{check_slice, fixtures::random, TOLERANCE};
+    use crate::engine::relu::act_backward;
+    use crate::engine::rng::{stream, Stream};
+
+    fn sparse_batch() -> Csr<f64> {
+        let dense = random(5, 9, 1.0, 21).mapv(|v| if v.abs() < 0.6 { 0.0 } else { v });
+        let mut m = Csr::with_cols(9);
+        for row in dense.rows() {
+            let (c, v): (Vec<u32>, Vec<f64>) = row
+                .iter()
+                .enumerate()
+                .filter(|(_, &v)| v != 0.0)
+                .map(|(j, &v)| (j as u32, v))
+                .unzip();
+            m.push_row(&c, &v);
+        }
+        m
+    }
+
+    /// L = Σ G ⊙ relu(x·Wᵀ + b) for a sparse x; gradients w.r.t. W and b.
+    #[test]
+    fn gradcheck_sparse_dense() {
+        let x = sparse_batch();
+        assert!(x.nnz() > 5 && x.nnz() < 40, "the fixture must be sparse");
+        let mut layer = SparseDense::<f64>::new(9, 4, &mut stream(5, Stream::Init));
+        let g = random(5, 4, 1.0, 22);
+        let loss = |l: &SparseDense<f64>| {
+            let mut y = Array2::zeros((5, 4));
+            l.forward(&x, y.view_mut(), Activation::Relu);
+            (&y * &g).sum()
+        };
+        let mut y = Array2::zeros((5, 4));
+        layer.forward(&x, y.view_mut(), Activation::Relu);
+        let mut dy = g.clone();
+        act_backward(y.view(), dy.view_mut(), Activation::Relu);
+        layer.zero_grad();
+        layer.backward(&x, dy.view());
+        let (dw, db) = (layer.dweight_t.clone(), layer.dbias.clone());
+        let mut probe = layer.clone();
+        let mut w = layer.weight_t.clone();
+        let err_w = check_slice(
+            w.as_slice_mut().unwrap(),
+            dw.as_slice().unwrap(),
+            |_| 1e-6,
+            |v| {
+                probe.weight_t.as_slice_mut().unwrap().copy_from_slice(v);
+                loss(&probe)
+            },
+        );
+        let mut b = layer.bias.clone();
+        let err_b = check_slice(
+            b.as_slice_mut().unwrap(),
+            db.as_slice().unwrap(),
+            |_| 1e-6,
+            |v| {
+                probe.weight_t.assign(&layer.weight_t);
+                probe.bias.as_slice_mut().unwrap().copy_from_slice(v);
+                loss(&probe)
+            },
+        );
+        assert!(err_w < TOLERANCE && err_b < TOLERANCE, "{err_w} {err_b}");
+    }
+
+    /// The sparse layer and the dense layer compute the same thing from the same seed.
+    #[test]
+    fn sparse_equals_dense() {
+        let x = sparse_batch();
+        let sparse = SparseDense::<f64>::new(9, 4, &mut stream(5, Stream::Init));
+        let dense = Dense::<f64>::new(9, 4, &mut stream(5, Stream::Init));
+        assert_eq!(sparse.weight_out_in(), dense.weight);
+        let (mut ys, mut yd) = (Array2::zeros((5, 4)), Array2::zeros((5, 4)));
+        sparse.forward(&x, ys.view_mut(), Activation::Identity);
+        dense.forward(x.to_dense().view(), yd.view_mut(), Activation::Identity);
+        assert!((&ys - &yd).iter().all(|d| d.abs() < 1e-12));
+    }
+}

@@ -1,0 +1,12 @@
+//! cellvae: a deep autoencoder, a β-VAE and a β-VSC for single-cell RNA-seq, on a numeric
+//! engine written by hand: every layer and loss has an explicit forward and backward pass,
+//! checked against finite differences.
+//!
+//! Data flows one way through the modules: [`io`] → [`preprocess`] → [`engine`] → [`models`]
+//! → [`train`] → [`analysis`] → [`report`].
+
+pub mod csr;
+pub mod engine;
+pub mod error;
+
+pub use error::{Error, Result};
