@@ -8,5 +8,7 @@
 pub mod csr;
 pub mod engine;
 pub mod error;
+pub mod io;
+pub mod preprocess;
 
 pub use error::{Error, Result};

@@ -1,0 +1,127 @@
+//! Reading and writing: 10x MatrixMarket directories, dense CSV matrices, labels, and atomic
+//! output files.
+//!
+//! Every reader returns a [`Dataset`]: a cells × genes CSR count (or value) matrix with its
+//! barcodes and gene identifiers. The matrix is never densified.
+
+pub mod atomic;
+pub mod csv_matrix;
+pub mod labels;
+pub mod mtx;
+pub mod table;
+pub mod tenx;
+
+use crate::csr::Csr;
+use crate::error::{Error, Result};
+use flate2::read::MultiGzDecoder;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+/// A cells × genes matrix with its names.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// `(cells, genes)`, raw counts or already-normalized values.
+    pub matrix: Csr<f32>,
+    pub barcodes: Vec<String>,
+    /// Stable gene identifiers (Ensembl IDs for 10x data; the symbol when the input has none).
+    pub gene_ids: Vec<String>,
+    /// Gene symbols (equal to `gene_ids` when the input has only one name per gene).
+    pub gene_names: Vec<String>,
+    /// Whether the input carried separate gene IDs (10x genes/features files with 2+ columns).
+    pub has_gene_ids: bool,
+}
+
+impl Dataset {
+    pub fn n_cells(&self) -> usize {
+        self.matrix.n_rows
+    }
+
+    pub fn n_genes(&self) -> usize {
+        self.matrix.n_cols
+    }
+
+    /// True when every stored value is a non-negative integer (raw counts).
+    pub fn is_integer(&self) -> bool {
+        self.matrix.data.iter().all(|v| v.fract() == 0.0)
+    }
+}
+
+/// How to read the input.
+#[derive(Clone, Debug, Default)]
+pub struct ReadOptions {
+    /// For CSV input: rows are genes and columns are cells.
+    pub transpose: bool,
+}
+
+/// Reads a 10x directory, a `.mtx[.gz]` file (with its sibling genes/barcodes files), or a
+/// `.csv[.gz]` matrix.
+pub fn read_dataset(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
+    if !path.exists() {
+        return Err(Error::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
+        ));
+    }
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if path.is_dir() {
+        tenx::read_dir(path)
+    } else if name.ends_with(".mtx") || name.ends_with(".mtx.gz") {
+        tenx::read_mtx_file(path)
+    } else if name.ends_with(".csv")
+        || name.ends_with(".csv.gz")
+        || name.ends_with(".tsv")
+        || name.ends_with(".tsv.gz")
+    {
+        csv_matrix::read(path, opts.transpose)
+    } else {
+        Err(Error::parse(
+            path,
+            None,
+            "unrecognised input: expected a 10x directory, a .mtx[.gz] file or a .csv[.gz] matrix",
+        ))
+    }
+}
+
+/// Opens a file for buffered reading, decompressing it when it starts with the gzip magic bytes.
+pub fn open_text(path: &Path) -> Result<Box<dyn BufRead>> {
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut magic = [0u8; 2];
+    let n = read_up_to(&mut file, &mut magic).map_err(|e| Error::io(path, e))?;
+    drop(file);
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    if n == 2 && magic == [0x1f, 0x8b] {
+        Ok(Box::new(BufReader::with_capacity(
+            1 << 16,
+            MultiGzDecoder::new(BufReader::new(file)),
+        )))
+    } else {
+        Ok(Box::new(BufReader::with_capacity(1 << 16, file)))
+    }
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+/// Reads all lines of a text file (gzip or not), mapping decoder failures (a truncated gzip
+/// stream, invalid UTF-8) to an error naming the file and line.
+pub fn read_lines(path: &Path) -> Result<Vec<String>> {
+    let reader = open_text(path)?;
+    let mut lines = Vec::new();
+    for (i, line) in reader.lines().enumerate() {
+        lines.push(line.map_err(|e| Error::parse(path, Some(i + 1), format!("cannot read: {e}")))?);
+    }
+    Ok(lines)
+}

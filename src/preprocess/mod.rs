@@ -1,0 +1,194 @@
+//! From raw counts to the matrix the networks train on: creation filters, Seurat QC,
+//! LogNormalize, and optionally the highly variable genes. See MODEL-SPEC section 1.
+
+pub mod hvg;
+pub mod normalize;
+pub mod qc;
+
+use crate::error::{Error, Result};
+use crate::io::Dataset;
+pub use qc::{CellMetrics, QcThresholds};
+
+/// Whether to run Seurat QC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QcMode {
+    Seurat,
+    None,
+}
+
+/// Whether to LogNormalize.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Normalize {
+    /// LogNormalize integer counts; take non-integer input as already normalized.
+    Auto,
+    LogNorm,
+    None,
+}
+
+/// Everything preprocessing needs to know.
+#[derive(Clone, Debug)]
+pub struct PrepOptions {
+    pub qc: QcMode,
+    pub thresholds: QcThresholds,
+    pub normalize: Normalize,
+    /// Keep only this many highly variable genes.
+    pub hvg: Option<usize>,
+}
+
+impl Default for PrepOptions {
+    fn default() -> Self {
+        PrepOptions {
+            qc: QcMode::Seurat,
+            thresholds: QcThresholds::default(),
+            normalize: Normalize::Auto,
+            hvg: None,
+        }
+    }
+}
+
+/// One input cell's QC record (for `qc.csv`).
+#[derive(Clone, Debug)]
+pub struct QcRecord {
+    pub barcode: String,
+    pub metrics: CellMetrics,
+    /// False also for cells dropped by the creation filter (fewer than `min_genes` genes).
+    pub passes: bool,
+}
+
+/// The result of preprocessing.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    /// The matrix to train on (cells × genes), with names.
+    pub data: Dataset,
+    /// One record per input cell, in input order (empty when QC did not run).
+    pub qc: Vec<QcRecord>,
+    pub cells_in: usize,
+    pub genes_in: usize,
+    /// What was done, one line each, for the user.
+    pub notes: Vec<String>,
+}
+
+/// Runs the whole preprocessing on `raw`.
+pub fn prepare(raw: Dataset, opts: &PrepOptions) -> Result<Prepared> {
+    let (cells_in, genes_in) = (raw.n_cells(), raw.n_genes());
+    if cells_in == 0 || genes_in == 0 {
+        return Err(Error::data(format!(
+            "the input matrix is empty ({cells_in} cells × {genes_in} genes)"
+        )));
+    }
+    let counts = raw.is_integer();
+    let mut notes = Vec::new();
+    let mut data = raw;
+    let mut qc_records = Vec::new();
+    let t = &opts.thresholds;
+
+    let run_qc = opts.qc == QcMode::Seurat && counts;
+    if opts.qc == QcMode::Seurat && !counts {
+        notes.push(
+            "input has non-integer values: taken as already normalized, QC and filters skipped"
+                .into(),
+        );
+    }
+    if counts {
+        // Creation filters: cells with ≥ min_genes detected genes (only when QC runs), then
+        // genes detected in ≥ min_cells of the remaining cells.
+        let created: Vec<usize> = if run_qc {
+            (0..data.n_cells())
+                .filter(|&i| data.matrix.row(i).0.len() >= t.min_genes)
+                .collect()
+        } else {
+            (0..data.n_cells()).collect()
+        };
+        let created_matrix = data.matrix.select_rows(&created);
+        let per_gene = qc::cells_per_gene(&created_matrix);
+        let keep_genes: Vec<usize> = (0..data.n_genes())
+            .filter(|&g| per_gene[g] >= t.min_cells)
+            .collect();
+        data = select(data, None, Some(&keep_genes));
+        if run_qc {
+            let mito: Vec<bool> = data.gene_names.iter().map(|s| qc::is_mito(s)).collect();
+            let metrics = qc::metrics(&data.matrix, &mito);
+            let mut is_created = vec![false; data.n_cells()];
+            created.iter().for_each(|&i| is_created[i] = true);
+            qc_records = metrics
+                .into_iter()
+                .enumerate()
+                .map(|(i, m)| QcRecord {
+                    barcode: data.barcodes[i].clone(),
+                    passes: is_created[i] && m.passes(t),
+                    metrics: m,
+                })
+                .collect();
+            let keep_cells: Vec<usize> = (0..data.n_cells())
+                .filter(|&i| qc_records[i].passes)
+                .collect();
+            if keep_cells.is_empty() {
+                return Err(Error::data(format!(
+                    "QC left no cells out of {cells_in} (thresholds: {} < genes < {}, mito < {}%); \
+                     relax --min-genes/--max-genes/--max-mito or use --qc none",
+                    t.min_genes, t.max_genes, t.max_mito
+                )));
+            }
+            data = select(data, Some(&keep_cells), None);
+            notes.push(format!(
+                "QC (seurat): kept {} of {cells_in} cells, {} of {genes_in} genes",
+                data.n_cells(),
+                data.n_genes()
+            ));
+        }
+        if data.n_genes() == 0 {
+            return Err(Error::data(format!(
+                "no gene is detected in at least {} cells (--min-cells)",
+                t.min_cells
+            )));
+        }
+    }
+
+    let hvg_genes = opts.hvg.map(|n| hvg::highly_variable(&data.matrix, n));
+    let lognorm = match opts.normalize {
+        Normalize::Auto => counts,
+        Normalize::LogNorm => true,
+        Normalize::None => false,
+    };
+    if lognorm {
+        normalize::log_normalize(&mut data.matrix);
+        notes.push("normalized: LogNormalize, ln(1 + 1e4 · count / cell total)".into());
+    } else {
+        notes.push("not normalized: values used as given".into());
+    }
+    if let Some(genes) = hvg_genes {
+        notes.push(format!(
+            "kept the {} most variable genes (vst)",
+            genes.len()
+        ));
+        data = select(data, None, Some(&genes));
+    }
+    Ok(Prepared {
+        data,
+        qc: qc_records,
+        cells_in,
+        genes_in,
+        notes,
+    })
+}
+
+/// A dataset restricted to some cells and/or genes (in ascending order).
+pub fn select(d: Dataset, cells: Option<&[usize]>, genes: Option<&[usize]>) -> Dataset {
+    let mut d = d;
+    if let Some(cells) = cells {
+        d.matrix = d.matrix.select_rows(cells);
+        d.barcodes = cells.iter().map(|&i| d.barcodes[i].clone()).collect();
+    }
+    if let Some(genes) = genes {
+        if genes.len() != d.n_genes() {
+            let mut new_index = vec![None; d.n_genes()];
+            for (k, &g) in genes.iter().enumerate() {
+                new_index[g] = Some(k as u32);
+            }
+            d.matrix = d.matrix.select_columns(&new_index, genes.len());
+            d.gene_ids = genes.iter().map(|&g| d.gene_ids[g].clone()).collect();
+            d.gene_names = genes.iter().map(|&g| d.gene_names[g].clone()).collect();
+        }
+    }
+    d
+}

@@ -1,0 +1,92 @@
+//! The shipped PBMC3k dataset through the readers, QC and LogNormalize, checked against the
+//! figures in data/README.md and the per-cell oracle `reference/qc_metrics.csv.gz`.
+
+use cellvae::io::{self, labels, ReadOptions};
+use cellvae::preprocess::{prepare, PrepOptions};
+use std::collections::HashMap;
+use std::path::Path;
+
+fn pbmc() -> cellvae::io::Dataset {
+    io::read_dataset(Path::new("data/pbmc3k"), &ReadOptions::default()).expect("read data/pbmc3k")
+}
+
+#[test]
+fn pbmc3k_reads_with_the_documented_shape() {
+    let d = pbmc();
+    assert_eq!((d.n_cells(), d.n_genes()), (2700, 13714));
+    assert_eq!(d.matrix.nnz(), 2_282_976);
+    let total: f64 = d.matrix.data.iter().map(|&v| v as f64).sum();
+    assert_eq!(total, 6_386_518.0);
+    assert_eq!(d.barcodes[0], "AAACATACAACCAC-1");
+    assert!(
+        d.has_gene_ids && d.gene_ids[0] == "ENSG00000237683" && d.gene_names[0] == "AL627309.1"
+    );
+}
+
+#[test]
+fn pbmc3k_qc_matches_the_reference_for_every_cell() {
+    let p = prepare(pbmc(), &PrepOptions::default()).unwrap();
+    assert_eq!(p.data.n_cells(), 2638);
+    assert_eq!(p.data.n_genes(), 13714);
+    assert_eq!(p.data.matrix.nnz(), 2_238_732);
+    assert_eq!(p.qc.len(), 2700);
+
+    let reference = io::read_lines(Path::new("data/pbmc3k/reference/qc_metrics.csv.gz")).unwrap();
+    let mut want = HashMap::new();
+    for line in &reference[1..] {
+        let f: Vec<&str> = line.split(',').collect();
+        want.insert(
+            f[0].to_string(),
+            (
+                f[1].parse::<f64>().unwrap(),
+                f[2].parse::<usize>().unwrap(),
+                f[3].parse::<f64>().unwrap(),
+                f[4] == "1",
+            ),
+        );
+    }
+    assert_eq!(want.len(), 2700);
+    for r in &p.qc {
+        let (n_count, n_feature, pct, passes) = want[&r.barcode];
+        assert_eq!(r.metrics.n_count, n_count, "{}", r.barcode);
+        assert_eq!(r.metrics.n_feature, n_feature, "{}", r.barcode);
+        assert!(
+            (r.metrics.percent_mt - pct).abs() < 1e-6,
+            "{}: {} vs {pct}",
+            r.barcode,
+            r.metrics.percent_mt
+        );
+        assert_eq!(r.passes, passes, "{}", r.barcode);
+    }
+}
+
+#[test]
+fn pbmc3k_lognormalize_matches_the_example() {
+    let p = prepare(pbmc(), &PrepOptions::default()).unwrap();
+    let cell = p
+        .data
+        .barcodes
+        .iter()
+        .position(|b| b == "AAACATACAACCAC-1")
+        .unwrap();
+    let gene = p
+        .data
+        .gene_names
+        .iter()
+        .position(|g| g == "TNFRSF25")
+        .unwrap();
+    let (cols, vals) = p.data.matrix.row(cell);
+    let k = cols.iter().position(|&c| c as usize == gene).unwrap();
+    assert!((vals[k] - 2.2265546).abs() < 1e-6, "{}", vals[k]);
+}
+
+#[test]
+fn pbmc3k_labels_cover_the_qc_cells() {
+    let p = prepare(pbmc(), &PrepOptions::default()).unwrap();
+    let l = labels::read(Path::new("data/pbmc3k/labels.csv"), None).unwrap();
+    let map = l.map();
+    assert_eq!(map.len(), 2638);
+    assert!(p.data.barcodes.iter().all(|b| map.contains_key(b.as_str())));
+    let types: std::collections::BTreeSet<&str> = map.values().copied().collect();
+    assert_eq!(types.len(), 9);
+}
