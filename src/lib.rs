@@ -9,6 +9,7 @@ pub mod csr;
 pub mod engine;
 pub mod error;
 pub mod io;
+pub mod models;
 pub mod preprocess;
 
 pub use error::{Error, Result};

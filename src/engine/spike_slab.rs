@@ -149,13 +149,13 @@ mod tests {
         ])
     }
 
-    /// Step for entry `i`: a quarter of the distance to the nearest kink (0 and the clamp edge
+    /// Step for entry `i`: a quarter of the distance (the stencil reaches twice the step) to the nearest kink (0 and the clamp edge
     /// ln(1 − 1e-6)), capped at 1e-6, so no stencil straddles a kink.
     pub(crate) fn safe_step(spre: &Array2<f64>) -> impl Fn(usize) -> f64 + '_ {
         let edge = (1.0f64 - 1e-6).ln();
         move |i| {
             let s = spre.as_slice().unwrap()[i];
-            ((s.abs()).min((s - edge).abs()) / 4.0).min(1e-6)
+            ((s.abs()).min((s - edge).abs()) / 4.0).min(1e-5)
         }
     }
 

@@ -157,7 +157,7 @@ mod tests {
                     .min((s - edge).abs())
                     .min((s - GAMMA_MIN.ln()).abs())
                     / 4.0)
-                    .min(1e-6)
+                    .min(1e-5)
             };
             let err_mu = check_slice(
                 mu0.clone().as_slice_mut().unwrap(),

@@ -1,0 +1,65 @@
+//! Latent codes, the input of t-SNE and clustering (MODEL-SPEC 6.1):
+//! AE `z`; β-VAE `μ` (`paper`) or one sample `μ + ε e^{ℓ/2}` (`seed-code`, as the study
+//! did); β-VSC `μ`, the slab mean, optionally followed by the spike probabilities `γ`.
+
+use super::config::{ModelKind, Preset};
+use super::network::Network;
+use crate::csr::Csr;
+use crate::engine::rng::{stream, Stream};
+use crate::engine::Scalar;
+use ndarray::{s, Array2};
+use rand::Rng;
+use rand_distr::StandardNormal;
+
+/// Cells encoded per batch.
+const BATCH: usize = 512;
+
+/// Codes with their column names (`z1…zL`, then `gamma1…gammaL` when asked).
+#[derive(Clone, Debug)]
+pub struct Codes {
+    pub columns: Vec<String>,
+    pub values: Array2<f64>,
+}
+
+/// Encodes every row of `x`. `seed` drives the sample of `seed-code` VAE codes.
+pub fn extract<T: Scalar>(net: &Network<T>, x: &Csr<T>, seed: u64, with_gamma: bool) -> Codes {
+    let l = net.config.latent;
+    let with_gamma = with_gamma && net.config.kind == ModelKind::Vsc;
+    let sample = net.config.kind == ModelKind::Vae && net.config.preset == Preset::SeedCode;
+    let width = if with_gamma { 2 * l } else { l };
+    let mut values = Array2::<f64>::zeros((x.n_rows, width));
+    let mut ws = net.workspace(BATCH.min(x.n_rows.max(1)), false);
+    let mut rng = stream(seed, Stream::Codes);
+    let mut batch = Csr::with_cols(x.n_cols);
+    let rows: Vec<usize> = (0..x.n_rows).collect();
+    for (start, chunk) in rows.chunks(BATCH).enumerate().map(|(i, c)| (i * BATCH, c)) {
+        let b = chunk.len();
+        x.gather_rows_into(chunk, &mut batch);
+        net.encode(&mut ws, &batch);
+        let mut out = values.slice_mut(s![start..start + b, ..]);
+        let first = ws.head_output(0, b);
+        for i in 0..b {
+            for j in 0..l {
+                let mut v = first[[i, j]].to_f64();
+                if sample {
+                    let logvar = ws.head_output(1, b)[[i, j]].to_f64();
+                    v += rng.sample::<f64, _>(StandardNormal) * (0.5 * logvar).exp();
+                }
+                out[[i, j]] = v;
+            }
+        }
+        if with_gamma {
+            let spre = ws.head_output(2, b);
+            for i in 0..b {
+                for j in 0..l {
+                    out[[i, l + j]] = spre[[i, j]].to_f64().min(0.0).exp();
+                }
+            }
+        }
+    }
+    let mut columns: Vec<String> = (1..=l).map(|j| format!("z{j}")).collect();
+    if with_gamma {
+        columns.extend((1..=l).map(|j| format!("gamma{j}")));
+    }
+    Codes { columns, values }
+}

@@ -1,0 +1,248 @@
+//! Model configurations and the two presets of MODEL-SPEC section 2.
+//!
+//! | | `paper` (default: the write-up) | `seed-code` (the study's code) |
+//! |---|---|---|
+//! | AE encoder | d→128 (none)→32→16→6 **ReLU** | d→128 (none)→32→16→6 (none) |
+//! | VAE/VSC trunk | d→128 (none)→32 | d→800 (none; **ReLU for VSC**)→400 |
+//! | heads | own 16-unit ReLU branch each, →6 | →6 straight from the trunk |
+//! | decoder | 6→16→32→128→d | AE 6→16→32→128→d; VAE/VSC 6→80→400→800→d |
+//! | reduction | per-cell sum, batch mean | sum over the batch |
+//! | β | VAE 2, VSC 2 | VAE 2, VSC 1 |
+//! | batch | 256 | 240 |
+
+use crate::engine::{Activation, Reduction};
+use crate::error::{Error, Result};
+
+/// Which network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ModelKind {
+    /// Deep autoencoder.
+    Ae,
+    /// β-VAE.
+    Vae,
+    /// β-VSC (spike-and-slab latent).
+    Vsc,
+}
+
+impl ModelKind {
+    pub const ALL: [ModelKind; 3] = [ModelKind::Ae, ModelKind::Vae, ModelKind::Vsc];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Ae => "ae",
+            ModelKind::Vae => "vae",
+            ModelKind::Vsc => "vsc",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ae" => Some(ModelKind::Ae),
+            "vae" => Some(ModelKind::Vae),
+            "vsc" => Some(ModelKind::Vsc),
+            _ => None,
+        }
+    }
+
+    /// Names of the encoder heads, in parameter order.
+    pub fn heads(self) -> &'static [&'static str] {
+        match self {
+            ModelKind::Ae => &["z"],
+            ModelKind::Vae => &["mu", "logvar"],
+            ModelKind::Vsc => &["mu", "logvar", "spike"],
+        }
+    }
+}
+
+/// The architecture presets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Preset {
+    Paper,
+    SeedCode,
+}
+
+impl Preset {
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Paper => "paper",
+            Preset::SeedCode => "seed-code",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "paper" => Some(Preset::Paper),
+            "seed-code" => Some(Preset::SeedCode),
+            _ => None,
+        }
+    }
+
+    /// Minibatch size of the preset.
+    pub fn batch_size(self) -> usize {
+        match self {
+            Preset::Paper => 256,
+            Preset::SeedCode => 240,
+        }
+    }
+}
+
+/// Everything that defines a network and its loss.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelConfig {
+    pub kind: ModelKind,
+    pub preset: Preset,
+    /// Latent size L.
+    pub latent: usize,
+    /// Encoder widths: the first (sparse) layer, then the dense trunk layers.
+    pub trunk: Vec<usize>,
+    /// Width of each head's own hidden ReLU branch; 0 for heads straight on the trunk.
+    pub head_hidden: usize,
+    /// Decoder hidden widths (the output layer back to the genes is implied).
+    pub decoder: Vec<usize>,
+    /// Activation after the first layer.
+    pub first_activation: Activation,
+    /// Activation on the AE code (ReLU in the write-up).
+    pub code_activation: Activation,
+    pub reduction: Reduction,
+    /// Weight of the KL term (ignored by the AE).
+    pub beta: f64,
+    /// VSC selection sharpness c.
+    pub vsc_c: f64,
+    /// VSC prior spike probability α.
+    pub vsc_alpha: f64,
+    /// Raise c linearly from 50 to 200 over training (the VSC paper's schedule).
+    pub vsc_c_schedule: bool,
+}
+
+impl ModelConfig {
+    /// The preset's configuration of `kind`.
+    pub fn preset(kind: ModelKind, preset: Preset) -> Self {
+        let paper = preset == Preset::Paper;
+        let wide = !paper && kind != ModelKind::Ae;
+        ModelConfig {
+            kind,
+            preset,
+            latent: 6,
+            trunk: match (kind, wide) {
+                (ModelKind::Ae, _) => vec![128, 32, 16],
+                (_, false) => vec![128, 32],
+                (_, true) => vec![800, 400],
+            },
+            head_hidden: if paper && kind != ModelKind::Ae {
+                16
+            } else {
+                0
+            },
+            decoder: if wide {
+                vec![80, 400, 800]
+            } else {
+                vec![16, 32, 128]
+            },
+            first_activation: if !paper && kind == ModelKind::Vsc {
+                Activation::Relu
+            } else {
+                Activation::Identity
+            },
+            code_activation: if paper {
+                Activation::Relu
+            } else {
+                Activation::Identity
+            },
+            reduction: if paper {
+                Reduction::Mean
+            } else {
+                Reduction::Sum
+            },
+            beta: match (kind, paper) {
+                (ModelKind::Ae, _) => 0.0,
+                (ModelKind::Vsc, false) => 1.0,
+                _ => 2.0,
+            },
+            vsc_c: 50.0,
+            vsc_alpha: 0.5,
+            vsc_c_schedule: false,
+        }
+    }
+
+    /// Rejects configurations that cannot be built.
+    pub fn validate(&self) -> Result<()> {
+        if self.latent == 0 {
+            return Err(Error::invalid("--latent must be at least 1"));
+        }
+        if self.trunk.is_empty() || self.trunk.contains(&0) || self.decoder.contains(&0) {
+            return Err(Error::invalid(
+                "hidden widths must be positive, and the encoder needs at least one layer",
+            ));
+        }
+        if !(self.beta.is_finite() && self.beta >= 0.0) {
+            return Err(Error::invalid(
+                "--beta must be a finite, non-negative number",
+            ));
+        }
+        if !(self.vsc_alpha > 0.0 && self.vsc_alpha < 1.0) {
+            return Err(Error::invalid(
+                "--vsc-alpha must lie strictly between 0 and 1",
+            ));
+        }
+        if !(self.vsc_c.is_finite() && self.vsc_c > 0.0) {
+            return Err(Error::invalid("--vsc-c must be positive"));
+        }
+        Ok(())
+    }
+
+    /// Selection sharpness at `step` of `total` steps: constant, or 50 → 200 when scheduled.
+    pub fn c_at(&self, step: usize, total: usize) -> f64 {
+        if self.vsc_c_schedule && total > 1 {
+            50.0 + 150.0 * step as f64 / (total - 1) as f64
+        } else {
+            self.vsc_c
+        }
+    }
+
+    /// The configuration as JSON (checkpoint metadata, reports).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "model": self.kind.name(),
+            "preset": self.preset.name(),
+            "latent": self.latent,
+            "trunk": self.trunk,
+            "head_hidden": self.head_hidden,
+            "decoder": self.decoder,
+            "first_activation": self.first_activation.name(),
+            "code_activation": self.code_activation.name(),
+            "reduction": self.reduction.name(),
+            "beta": self.beta,
+            "vsc_c": self.vsc_c,
+            "vsc_alpha": self.vsc_alpha,
+            "vsc_c_schedule": self.vsc_c_schedule,
+        })
+    }
+
+    /// Parses [`ModelConfig::to_json`].
+    pub fn from_json(v: &serde_json::Value) -> Option<Self> {
+        let widths = |k: &str| -> Option<Vec<usize>> {
+            v.get(k)?
+                .as_array()?
+                .iter()
+                .map(|w| w.as_u64().map(|w| w as usize))
+                .collect()
+        };
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str());
+        let f = |k: &str| v.get(k).and_then(|x| x.as_f64());
+        Some(ModelConfig {
+            kind: ModelKind::parse(s("model")?)?,
+            preset: Preset::parse(s("preset")?)?,
+            latent: v.get("latent")?.as_u64()? as usize,
+            trunk: widths("trunk")?,
+            head_hidden: v.get("head_hidden")?.as_u64()? as usize,
+            decoder: widths("decoder")?,
+            first_activation: Activation::parse(s("first_activation")?)?,
+            code_activation: Activation::parse(s("code_activation")?)?,
+            reduction: Reduction::parse(s("reduction")?)?,
+            beta: f("beta")?,
+            vsc_c: f("vsc_c")?,
+            vsc_alpha: f("vsc_alpha")?,
+            vsc_c_schedule: v.get("vsc_c_schedule")?.as_bool()?,
+        })
+    }
+}

@@ -1,0 +1,10 @@
+//! The AE, β-VAE and β-VSC networks, their presets, and latent-code extraction.
+
+pub mod codes;
+pub mod config;
+pub mod latent;
+pub mod network;
+
+pub use config::{ModelConfig, ModelKind, Preset};
+pub use latent::Noise;
+pub use network::{Losses, Network, Workspace};

@@ -1,0 +1,515 @@
+//! The three networks, built from the engine's layers. One struct covers AE, β-VAE and β-VSC
+//! in both presets; they differ only in their heads and in the latent stage between encoder
+//! and decoder ([`super::latent`]).
+//!
+//! Forward (shapes for a batch of B cells, d genes, L latent):
+//! ```text
+//! x (B,d) CSR ─first─▶ h₀ ─trunk₁─▶ h₁ … ─▶ h_T           encoder trunk
+//! h_T ─[hidden ReLU]─▶ head outputs (B,L) each              z | μ, ℓ | μ, ℓ, s_pre
+//! heads ─latent stage─▶ z (B,L)                             identity | Gaussian | spike-and-slab
+//! z ─dec₁ ReLU─▶ … ─dec_out─▶ x̂ (B,d)                       decoder
+//! loss = MSE(x̂, x) + β·KL                                   reduced by sum or batch mean
+//! ```
+//! Backward runs the same list in reverse, each layer's `backward` accumulating into its
+//! gradient buffers; the trunk output receives the *sum* of every head's gradient.
+
+use super::config::{ModelConfig, ModelKind};
+use super::latent::{self, Noise};
+use crate::csr::Csr;
+use crate::engine::adam::Parameters;
+use crate::engine::dense::Dense;
+use crate::engine::relu::act_backward;
+use crate::engine::rng::{stream, Stream};
+use crate::engine::sparse_dense::SparseDense;
+use crate::engine::{mse, Activation, Scalar};
+use crate::error::{Error, Result};
+use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2};
+
+/// One encoder head: an optional hidden ReLU branch, then a linear map to the latent size.
+#[derive(Clone, Debug)]
+pub struct Head<T> {
+    pub name: &'static str,
+    pub hidden: Option<Dense<T>>,
+    pub out: Dense<T>,
+    /// Activation on the head's output (the AE code's; identity otherwise).
+    pub act: Activation,
+}
+
+/// A network with its parameters and their gradients.
+#[derive(Clone, Debug)]
+pub struct Network<T> {
+    pub config: ModelConfig,
+    pub n_genes: usize,
+    pub first: SparseDense<T>,
+    pub trunk: Vec<Dense<T>>,
+    pub heads: Vec<Head<T>>,
+    pub decoder: Vec<Dense<T>>,
+}
+
+/// The values of one step's loss, reduced as the configuration says.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Losses {
+    /// Reconstruction term.
+    pub recon: f64,
+    /// KL term before β (0 for the AE).
+    pub kl: f64,
+    /// `recon + β·kl`, the minimised value.
+    pub total: f64,
+}
+
+/// Activations and their gradients for batches of up to `capacity` cells. Allocated once and
+/// reused, so a training step allocates nothing large.
+#[derive(Clone, Debug)]
+pub struct Workspace<T> {
+    capacity: usize,
+    pub(crate) h: Vec<Array2<T>>,
+    pub(crate) dh: Vec<Array2<T>>,
+    pub(crate) head_hidden: Vec<Array2<T>>,
+    pub(crate) dhead_hidden: Vec<Array2<T>>,
+    pub(crate) head_out: Vec<Array2<T>>,
+    pub(crate) dhead_out: Vec<Array2<T>>,
+    pub(crate) z: Array2<T>,
+    pub(crate) dz: Array2<T>,
+    pub(crate) dec: Vec<Array2<T>>,
+    pub(crate) ddec: Vec<Array2<T>>,
+    pub(crate) latent: latent::LatentState<T>,
+}
+
+/// The first `b` rows of a buffer.
+pub(crate) fn top<T>(a: &Array2<T>, b: usize) -> ArrayView2<'_, T> {
+    a.slice(s![..b, ..])
+}
+
+/// The first `b` rows of a buffer, mutably.
+pub(crate) fn top_mut<T>(a: &mut Array2<T>, b: usize) -> ArrayViewMut2<'_, T> {
+    a.slice_mut(s![..b, ..])
+}
+
+impl<T: Scalar> Network<T> {
+    /// A freshly initialised network for `n_genes` inputs (PyTorch's init, seeded).
+    pub fn new(config: ModelConfig, n_genes: usize, seed: u64) -> Result<Self> {
+        config.validate()?;
+        if n_genes == 0 {
+            return Err(Error::invalid("the data have no genes"));
+        }
+        let rng = &mut stream(seed, Stream::Init);
+        let first = SparseDense::new(n_genes, config.trunk[0], rng);
+        let trunk = config
+            .trunk
+            .windows(2)
+            .map(|w| Dense::new(w[0], w[1], rng))
+            .collect();
+        let top_width = *config.trunk.last().expect("validated: non-empty");
+        let heads = config
+            .kind
+            .heads()
+            .iter()
+            .map(|&name| {
+                let hidden = (config.head_hidden > 0)
+                    .then(|| Dense::new(top_width, config.head_hidden, rng));
+                let n_in = if config.head_hidden > 0 {
+                    config.head_hidden
+                } else {
+                    top_width
+                };
+                Head {
+                    name,
+                    hidden,
+                    out: Dense::new(n_in, config.latent, rng),
+                    act: if config.kind == ModelKind::Ae {
+                        config.code_activation
+                    } else {
+                        Activation::Identity
+                    },
+                }
+            })
+            .collect();
+        let mut widths = vec![config.latent];
+        widths.extend(&config.decoder);
+        widths.push(n_genes);
+        let decoder = widths
+            .windows(2)
+            .map(|w| Dense::new(w[0], w[1], rng))
+            .collect();
+        Ok(Network {
+            config,
+            n_genes,
+            first,
+            trunk,
+            heads,
+            decoder,
+        })
+    }
+
+    /// Number of trainable values.
+    pub fn n_params(&self) -> usize {
+        self.state_dict().iter().map(|(_, _, v)| v.len()).sum()
+    }
+
+    /// Buffers for batches of up to `capacity` cells; `with_decoder = false` for encoding only.
+    pub fn workspace(&self, capacity: usize, with_decoder: bool) -> Workspace<T> {
+        let z = |w: usize| Array2::<T>::zeros((capacity, w));
+        let widths: Vec<usize> = self.config.trunk.clone();
+        let hidden = self.config.head_hidden;
+        let dec_widths: Vec<usize> = if with_decoder {
+            self.decoder.iter().map(|l| l.n_out()).collect()
+        } else {
+            vec![]
+        };
+        let heads = self.heads.len();
+        Workspace {
+            capacity,
+            h: widths.iter().map(|&w| z(w)).collect(),
+            dh: widths
+                .iter()
+                .map(|&w| z(if with_decoder { w } else { 0 }))
+                .collect(),
+            head_hidden: (0..heads).map(|_| z(hidden)).collect(),
+            dhead_hidden: (0..heads)
+                .map(|_| z(if with_decoder { hidden } else { 0 }))
+                .collect(),
+            head_out: (0..heads).map(|_| z(self.config.latent)).collect(),
+            dhead_out: (0..heads).map(|_| z(self.config.latent)).collect(),
+            z: z(self.config.latent),
+            dz: z(self.config.latent),
+            dec: dec_widths.iter().map(|&w| z(w)).collect(),
+            ddec: dec_widths.iter().map(|&w| z(w)).collect(),
+            latent: latent::LatentState::default(),
+        }
+    }
+
+    /// Encoder forward: trunk and heads, into `ws.h` and `ws.head_out`.
+    pub fn encode(&self, ws: &mut Workspace<T>, x: &Csr<T>) {
+        let b = x.n_rows;
+        assert!(
+            b <= ws.capacity,
+            "batch of {b} exceeds the workspace's {}",
+            ws.capacity
+        );
+        assert_eq!(x.n_cols, self.n_genes, "input width");
+        self.first
+            .forward(x, top_mut(&mut ws.h[0], b), self.config.first_activation);
+        for (k, layer) in self.trunk.iter().enumerate() {
+            let (below, above) = ws.h.split_at_mut(k + 1);
+            layer.forward(
+                top(&below[k], b),
+                top_mut(&mut above[0], b),
+                Activation::Relu,
+            );
+        }
+        let trunk_out = top(ws.h.last().expect("non-empty trunk"), b);
+        for (k, head) in self.heads.iter().enumerate() {
+            let input = match &head.hidden {
+                Some(hidden) => {
+                    hidden.forward(
+                        trunk_out,
+                        top_mut(&mut ws.head_hidden[k], b),
+                        Activation::Relu,
+                    );
+                    top(&ws.head_hidden[k], b)
+                }
+                None => trunk_out,
+            };
+            head.out
+                .forward(input, top_mut(&mut ws.head_out[k], b), head.act);
+        }
+    }
+
+    /// Decoder forward from `ws.z` to `x̂ = ws.dec.last()`.
+    fn decode(&self, ws: &mut Workspace<T>, b: usize) {
+        let last = self.decoder.len() - 1;
+        for (k, layer) in self.decoder.iter().enumerate() {
+            let act = if k == last {
+                Activation::Identity
+            } else {
+                Activation::Relu
+            };
+            let (below, above) = ws.dec.split_at_mut(k);
+            let input = if k == 0 {
+                top(&ws.z, b)
+            } else {
+                top(&below[k - 1], b)
+            };
+            layer.forward(input, top_mut(&mut above[0], b), act);
+        }
+    }
+
+    /// Forward pass and loss for a batch, with the given sampling noise and VSC sharpness `c`.
+    pub fn forward(&self, ws: &mut Workspace<T>, x: &Csr<T>, noise: &Noise<T>, c: f64) -> Losses {
+        let b = x.n_rows;
+        self.encode(ws, x);
+        let kl = latent::forward(&self.config, ws, noise, c, b);
+        self.decode(ws, b);
+        let recon = mse::forward(
+            top(ws.dec.last().expect("decoder"), b),
+            x,
+            self.config.reduction,
+        );
+        Losses {
+            recon,
+            kl,
+            total: recon + self.config.beta * kl,
+        }
+    }
+
+    /// Backward pass for the batch of the last [`Network::forward`]: fills every parameter's
+    /// gradient (after zeroing them) and returns nothing; the forward's caches are consumed.
+    pub fn backward(&mut self, ws: &mut Workspace<T>, x: &Csr<T>) {
+        let b = x.n_rows;
+        self.zero_grad();
+        ws.zero_grads(b);
+        // Reconstruction loss → x̂.
+        let last = self.decoder.len() - 1;
+        mse::backward(
+            top(&ws.dec[last], b),
+            x,
+            self.config.reduction,
+            top_mut(&mut ws.ddec[last], b),
+        );
+        // Decoder, last layer first, down to δz.
+        for k in (0..self.decoder.len()).rev() {
+            if k != last {
+                act_backward(
+                    top(&ws.dec[k], b),
+                    top_mut(&mut ws.ddec[k], b),
+                    Activation::Relu,
+                );
+            }
+            let (below, above) = ws.ddec.split_at_mut(k);
+            let (input, dinput) = if k == 0 {
+                (top(&ws.z, b), top_mut(&mut ws.dz, b))
+            } else {
+                (top(&ws.dec[k - 1], b), top_mut(&mut below[k - 1], b))
+            };
+            self.decoder[k].backward(input, top(&above[0], b), Some(dinput));
+        }
+        // Latent stage: δz (+ the KL) → δ of each head's output.
+        latent::backward(&self.config, ws, b);
+        // Heads, each adding into δ of the trunk output.
+        let t = ws.h.len() - 1;
+        for (k, head) in self.heads.iter_mut().enumerate() {
+            act_backward(
+                top(&ws.head_out[k], b),
+                top_mut(&mut ws.dhead_out[k], b),
+                head.act,
+            );
+            match &mut head.hidden {
+                Some(hidden) => {
+                    head.out.backward(
+                        top(&ws.head_hidden[k], b),
+                        top(&ws.dhead_out[k], b),
+                        Some(top_mut(&mut ws.dhead_hidden[k], b)),
+                    );
+                    act_backward(
+                        top(&ws.head_hidden[k], b),
+                        top_mut(&mut ws.dhead_hidden[k], b),
+                        Activation::Relu,
+                    );
+                    hidden.backward(
+                        top(&ws.h[t], b),
+                        top(&ws.dhead_hidden[k], b),
+                        Some(top_mut(&mut ws.dh[t], b)),
+                    );
+                }
+                None => head.out.backward(
+                    top(&ws.h[t], b),
+                    top(&ws.dhead_out[k], b),
+                    Some(top_mut(&mut ws.dh[t], b)),
+                ),
+            }
+        }
+        // Trunk, top layer first.
+        for k in (0..self.trunk.len()).rev() {
+            act_backward(
+                top(&ws.h[k + 1], b),
+                top_mut(&mut ws.dh[k + 1], b),
+                Activation::Relu,
+            );
+            let (below, above) = ws.dh.split_at_mut(k + 1);
+            self.trunk[k].backward(
+                top(&ws.h[k], b),
+                top(&above[0], b),
+                Some(top_mut(&mut below[k], b)),
+            );
+        }
+        act_backward(
+            top(&ws.h[0], b),
+            top_mut(&mut ws.dh[0], b),
+            self.config.first_activation,
+        );
+        self.first.backward(x, top(&ws.dh[0], b));
+    }
+
+    /// Zeroes every parameter gradient.
+    pub fn zero_grad(&mut self) {
+        self.first.zero_grad();
+        self.trunk.iter_mut().for_each(Dense::zero_grad);
+        for head in &mut self.heads {
+            if let Some(h) = &mut head.hidden {
+                h.zero_grad();
+            }
+            head.out.zero_grad();
+        }
+        self.decoder.iter_mut().for_each(Dense::zero_grad);
+    }
+
+    /// Every parameter tensor as `(PyTorch state_dict name, PyTorch shape, values)`, in the
+    /// order [`Parameters::for_each_param`] visits them. The first layer's weight is
+    /// transposed back to PyTorch's `(out, in)`.
+    pub fn state_dict(&self) -> Vec<(String, Vec<usize>, Vec<T>)> {
+        let mut out = Vec::new();
+        let first_w = self.first.weight_out_in();
+        out.push((
+            "encoder.0.weight".into(),
+            vec![first_w.nrows(), first_w.ncols()],
+            first_w.iter().copied().collect(),
+        ));
+        out.push((
+            "encoder.0.bias".into(),
+            vec![self.first.bias.len()],
+            self.first.bias.to_vec(),
+        ));
+        for (name, layer) in self.named_dense() {
+            out.push((
+                format!("{name}.weight"),
+                vec![layer.n_out(), layer.n_in()],
+                layer.weight.iter().copied().collect(),
+            ));
+            out.push((
+                format!("{name}.bias"),
+                vec![layer.n_out()],
+                layer.bias.to_vec(),
+            ));
+        }
+        out
+    }
+
+    /// The dense layers with their state_dict prefixes, in parameter order.
+    fn named_dense(&self) -> Vec<(String, &Dense<T>)> {
+        let mut v: Vec<(String, &Dense<T>)> = Vec::new();
+        for (k, l) in self.trunk.iter().enumerate() {
+            v.push((format!("encoder.{}", k + 1), l));
+        }
+        for head in &self.heads {
+            if let Some(h) = &head.hidden {
+                v.push((format!("heads.{}.hidden", head.name), h));
+            }
+            v.push((format!("heads.{}.out", head.name), &head.out));
+        }
+        for (k, l) in self.decoder.iter().enumerate() {
+            v.push((format!("decoder.{k}"), l));
+        }
+        v
+    }
+
+    /// Replaces every parameter from `(name → (shape, values))`; names and shapes must match
+    /// [`Network::state_dict`] exactly.
+    pub fn load_state_dict(
+        &mut self,
+        tensors: &std::collections::HashMap<String, (Vec<usize>, Vec<T>)>,
+    ) -> Result<()> {
+        let expected = self.state_dict();
+        if tensors.len() != expected.len() {
+            return Err(Error::data(format!(
+                "checkpoint has {} tensors, this {} network needs {}",
+                tensors.len(),
+                self.config.kind.name(),
+                expected.len()
+            )));
+        }
+        let mut values = Vec::with_capacity(expected.len());
+        for (name, shape, _) in &expected {
+            let (got_shape, v) = tensors
+                .get(name)
+                .ok_or_else(|| Error::data(format!("checkpoint lacks tensor '{name}'")))?;
+            if got_shape != shape {
+                return Err(Error::data(format!(
+                    "tensor '{name}' has shape {got_shape:?}, expected {shape:?}"
+                )));
+            }
+            values.push(v);
+        }
+        let w0 = Array2::from_shape_vec((expected[0].1[0], expected[0].1[1]), values[0].clone())
+            .map_err(|e| Error::data(e.to_string()))?;
+        self.first.weight_t = w0.t().as_standard_layout().into_owned();
+        self.first.bias = Array1::from(values[1].clone());
+        let mut k = 2;
+        for layer in self.dense_mut() {
+            layer
+                .weight
+                .as_slice_mut()
+                .expect("standard layout")
+                .copy_from_slice(values[k]);
+            layer
+                .bias
+                .as_slice_mut()
+                .expect("standard layout")
+                .copy_from_slice(values[k + 1]);
+            k += 2;
+        }
+        Ok(())
+    }
+
+    /// The dense layers in parameter order, mutably.
+    fn dense_mut(&mut self) -> Vec<&mut Dense<T>> {
+        let mut v: Vec<&mut Dense<T>> = self.trunk.iter_mut().collect();
+        for head in &mut self.heads {
+            if let Some(h) = &mut head.hidden {
+                v.push(h);
+            }
+            v.push(&mut head.out);
+        }
+        v.extend(self.decoder.iter_mut());
+        v
+    }
+}
+
+impl<T: Scalar> Parameters<T> for Network<T> {
+    fn for_each_param(&mut self, f: &mut dyn FnMut(&mut [T], &[T])) {
+        f(
+            self.first.weight_t.as_slice_mut().expect("standard layout"),
+            self.first.dweight_t.as_slice().expect("standard layout"),
+        );
+        f(
+            self.first.bias.as_slice_mut().expect("standard layout"),
+            self.first.dbias.as_slice().expect("standard layout"),
+        );
+        for layer in self.dense_mut() {
+            f(
+                layer.weight.as_slice_mut().expect("standard layout"),
+                layer.dweight.as_slice().expect("standard layout"),
+            );
+            f(
+                layer.bias.as_slice_mut().expect("standard layout"),
+                layer.dbias.as_slice().expect("standard layout"),
+            );
+        }
+    }
+}
+
+impl<T: Scalar> Workspace<T> {
+    /// Zeroes the activation gradients of the first `b` rows.
+    fn zero_grads(&mut self, b: usize) {
+        let zero = T::zero();
+        for a in self
+            .dh
+            .iter_mut()
+            .chain(self.dhead_hidden.iter_mut())
+            .chain(self.dhead_out.iter_mut())
+            .chain(self.ddec.iter_mut())
+            .chain(std::iter::once(&mut self.dz))
+        {
+            top_mut(a, b).fill(zero);
+        }
+    }
+
+    /// Largest batch this workspace holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Output of head `k` for the first `b` cells of the last forward pass.
+    pub fn head_output(&self, k: usize, b: usize) -> ArrayView2<'_, T> {
+        top(&self.head_out[k], b)
+    }
+}
