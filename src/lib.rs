@@ -5,11 +5,13 @@
 //! Data flows one way through the modules: [`io`] → [`preprocess`] → [`engine`] → [`models`]
 //! → [`train`] → [`analysis`] → [`report`].
 
+pub mod analysis;
 pub mod csr;
 pub mod engine;
 pub mod error;
 pub mod io;
 pub mod models;
 pub mod preprocess;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -30,8 +30,14 @@ pub enum Stream {
 
 /// The generator for `which` under the user's `seed`.
 pub fn stream(seed: u64, which: Stream) -> ChaCha8Rng {
+    substream(seed, which, 0)
+}
+
+/// The `k`-th independent generator of `which` (one per k-means restart, say), so that
+/// parallel consumers get the same numbers whatever the thread count.
+pub fn substream(seed: u64, which: Stream, k: u32) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(which as u64);
+    rng.set_stream(((which as u64) << 32) | k as u64);
     rng
 }
 

@@ -1,0 +1,6 @@
+//! Evaluation: the PCA baseline, t-SNE, k-means and the clustering scores.
+
+pub mod kmeans;
+pub mod metrics;
+pub mod pca;
+pub mod tsne;

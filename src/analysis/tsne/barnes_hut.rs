@@ -1,0 +1,232 @@
+//! Barnes–Hut t-SNE gradient, O(N log N) per iteration (van der Maaten 2014).
+//!
+//! The attraction `A_i = Σ_j p_ij w_ij (y_i − y_j)` runs over the sparse neighbour affinities.
+//! The repulsion `R_i = Σ_j w_ij² (y_i − y_j)` and `Z = Σ w` are approximated with a
+//! quadtree (2-D) or octree (3-D) rebuilt every iteration: a cell whose width over its
+//! distance to `y_i` is below `θ` (0.5) acts as one point of mass `count` at its centre of
+//! mass. The gradient is then assembled exactly as in [`super::exact`].
+
+use super::affinities::SparseP;
+use super::exact::kernel;
+use rayon::prelude::*;
+
+/// Deeper than this, points are (numerically) identical: the cell stays a leaf.
+const MAX_DEPTH: usize = 48;
+
+#[derive(Clone, Debug)]
+struct Node<const D: usize> {
+    com: [f64; D],
+    count: usize,
+    /// Side length of the cell.
+    width: f64,
+    /// The cell's points are `order[start..end]`.
+    start: usize,
+    end: usize,
+    /// Children, empty for a leaf.
+    children: Vec<u32>,
+}
+
+/// A space-partitioning tree over the current embedding.
+pub struct Tree<const D: usize> {
+    nodes: Vec<Node<D>>,
+    order: Vec<u32>,
+}
+
+impl<const D: usize> Tree<D> {
+    /// Builds the tree over the points `y` (SoA).
+    pub fn build(y: &[Vec<f32>; D]) -> Self {
+        let n = y[0].len();
+        let mut lo = [f64::INFINITY; D];
+        let mut hi = [f64::NEG_INFINITY; D];
+        for d in 0..D {
+            for &v in &y[d] {
+                lo[d] = lo[d].min(v as f64);
+                hi[d] = hi[d].max(v as f64);
+            }
+        }
+        let width = (0..D).map(|d| hi[d] - lo[d]).fold(0.0, f64::max) * 1.0001 + 1e-9;
+        let centre: [f64; D] = std::array::from_fn(|d| (lo[d] + hi[d]) / 2.0);
+        let mut tree = Tree {
+            nodes: Vec::with_capacity(2 * n),
+            order: (0..n as u32).collect(),
+        };
+        let mut scratch = vec![0u32; n];
+        tree.build_node(y, 0, n, centre, width, 0, &mut scratch);
+        tree
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build_node(
+        &mut self,
+        y: &[Vec<f32>; D],
+        start: usize,
+        end: usize,
+        centre: [f64; D],
+        width: f64,
+        depth: usize,
+        scratch: &mut [u32],
+    ) -> u32 {
+        let mut com = [0.0; D];
+        for &p in &self.order[start..end] {
+            for d in 0..D {
+                com[d] += y[d][p as usize] as f64;
+            }
+        }
+        let count = end - start;
+        com.iter_mut().for_each(|c| *c /= count as f64);
+        let id = self.nodes.len() as u32;
+        self.nodes.push(Node {
+            com,
+            count,
+            width,
+            start,
+            end,
+            children: Vec::new(),
+        });
+        if count <= 1 || depth >= MAX_DEPTH {
+            return id;
+        }
+        // Counting sort of the points into the 2^D orthants.
+        let orthant = |p: u32| -> usize {
+            (0..D).fold(0, |acc, d| {
+                acc | (((y[d][p as usize] as f64) >= centre[d]) as usize) << d
+            })
+        };
+        let mut counts = vec![0usize; 1 << D];
+        for &p in &self.order[start..end] {
+            counts[orthant(p)] += 1;
+        }
+        let mut offsets = vec![0usize; (1 << D) + 1];
+        for o in 0..(1 << D) {
+            offsets[o + 1] = offsets[o] + counts[o];
+        }
+        let mut next = offsets.clone();
+        for &p in &self.order[start..end] {
+            let o = orthant(p);
+            scratch[next[o]] = p;
+            next[o] += 1;
+        }
+        self.order[start..end].copy_from_slice(&scratch[..count]);
+        let mut children = Vec::new();
+        for o in 0..(1 << D) {
+            if counts[o] == 0 {
+                continue;
+            }
+            let child_centre: [f64; D] = std::array::from_fn(|d| {
+                centre[d]
+                    + if (o >> d) & 1 == 1 {
+                        width / 4.0
+                    } else {
+                        -width / 4.0
+                    }
+            });
+            let child = self.build_node(
+                y,
+                start + offsets[o],
+                start + offsets[o + 1],
+                child_centre,
+                width / 2.0,
+                depth + 1,
+                scratch,
+            );
+            children.push(child);
+        }
+        self.nodes[id as usize].children = children;
+        id
+    }
+
+    /// Approximate repulsion `R_i` and `Σ_{j≠i} w_ij` for point `i`.
+    fn repulsion(&self, i: usize, y: &[Vec<f32>; D], nu: f32, theta: f64) -> ([f64; D], f64) {
+        let yi: [f64; D] = std::array::from_fn(|d| y[d][i] as f64);
+        let mut rep = [0.0f64; D];
+        let mut z = 0.0f64;
+        let mut stack = vec![0u32];
+        while let Some(id) = stack.pop() {
+            let node = &self.nodes[id as usize];
+            let diff: [f64; D] = std::array::from_fn(|d| yi[d] - node.com[d]);
+            let d2: f64 = diff.iter().map(|v| v * v).sum();
+            if node.children.is_empty() {
+                for &j in &self.order[node.start..node.end] {
+                    if j as usize == i {
+                        continue;
+                    }
+                    let dj: [f64; D] = std::array::from_fn(|d| yi[d] - y[d][j as usize] as f64);
+                    let w = kernel(dj.iter().map(|v| v * v).sum::<f64>() as f32, nu) as f64;
+                    z += w;
+                    for d in 0..D {
+                        rep[d] += w * w * dj[d];
+                    }
+                }
+            } else if node.width * node.width < theta * theta * d2 {
+                let w = kernel(d2 as f32, nu) as f64;
+                let m = node.count as f64;
+                z += m * w;
+                for d in 0..D {
+                    rep[d] += m * w * w * diff[d];
+                }
+            } else {
+                stack.extend(node.children.iter().rev());
+            }
+        }
+        (rep, z)
+    }
+}
+
+/// Barnes–Hut gradient into `grad` (row-major `n × D`); returns the approximate `Z`.
+pub fn gradient<const D: usize>(
+    p: &SparseP,
+    y: &[Vec<f32>; D],
+    nu: f32,
+    exaggeration: f32,
+    theta: f64,
+    grad: &mut [f64],
+) -> f64 {
+    let n = y[0].len();
+    let tree = Tree::build(y);
+    let rows: Vec<([f64; D], [f64; D], f64)> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let mut attr = [0.0f64; D];
+            for k in p.indptr[i]..p.indptr[i + 1] {
+                let j = p.indices[k] as usize;
+                let diff: [f64; D] = std::array::from_fn(|d| (y[d][i] - y[d][j]) as f64);
+                let w = kernel(diff.iter().map(|v| v * v).sum::<f64>() as f32, nu) as f64;
+                for d in 0..D {
+                    attr[d] += p.values[k] * w * diff[d];
+                }
+            }
+            let (rep, z) = tree.repulsion(i, y, nu, theta);
+            (attr, rep, z)
+        })
+        .collect();
+    let z: f64 = rows.iter().map(|r| r.2).sum();
+    let c = 2.0 * (nu as f64 + 1.0) / nu as f64;
+    for (i, (a, r, _)) in rows.iter().enumerate() {
+        for d in 0..D {
+            grad[i * D + d] = c * (exaggeration as f64 * a[d] - r[d] / z);
+        }
+    }
+    z
+}
+
+/// KL(P‖Q) over the sparse affinities, with `Z` from the last gradient.
+pub fn kl_divergence<const D: usize>(p: &SparseP, y: &[Vec<f32>; D], nu: f32, z: f64) -> f64 {
+    let n = y[0].len();
+    (0..n)
+        .map(|i| {
+            (p.indptr[i]..p.indptr[i + 1])
+                .map(|k| {
+                    let j = p.indices[k] as usize;
+                    let d2: f32 = (0..D).map(|d| (y[d][i] - y[d][j]).powi(2)).sum();
+                    let q = (kernel(d2, nu) as f64 / z).max(f64::EPSILON);
+                    let pij = p.values[k];
+                    if pij > 0.0 {
+                        pij * (pij / q).ln()
+                    } else {
+                        0.0
+                    }
+                })
+                .sum::<f64>()
+        })
+        .sum()
+}

@@ -1,0 +1,270 @@
+//! Flag groups shared by several subcommands: the data flags every command that reads data
+//! takes, and the model flags (each preset value can be overridden).
+
+use crate::engine::{Activation, Reduction};
+use crate::models::{ModelConfig, ModelKind, Preset};
+use crate::preprocess::{Normalize, PrepOptions, QcMode, QcThresholds};
+use crate::train::TrainOptions;
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+
+/// The dataset shipped with cellvae, the default input.
+pub const DEFAULT_DATA: &str = "data/pbmc3k";
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum QcArg {
+    Seurat,
+    None,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum NormalizeArg {
+    Auto,
+    Lognorm,
+    None,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum PresetArg {
+    Paper,
+    SeedCode,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ModelArg {
+    Ae,
+    Vae,
+    Vsc,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ReductionArg {
+    Mean,
+    Sum,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ActivationArg {
+    None,
+    Relu,
+}
+
+impl From<ModelArg> for ModelKind {
+    fn from(m: ModelArg) -> Self {
+        match m {
+            ModelArg::Ae => ModelKind::Ae,
+            ModelArg::Vae => ModelKind::Vae,
+            ModelArg::Vsc => ModelKind::Vsc,
+        }
+    }
+}
+
+impl From<PresetArg> for Preset {
+    fn from(p: PresetArg) -> Self {
+        match p {
+            PresetArg::Paper => Preset::Paper,
+            PresetArg::SeedCode => Preset::SeedCode,
+        }
+    }
+}
+
+impl From<ActivationArg> for Activation {
+    fn from(a: ActivationArg) -> Self {
+        match a {
+            ActivationArg::None => Activation::Identity,
+            ActivationArg::Relu => Activation::Relu,
+        }
+    }
+}
+
+/// Input data and preprocessing.
+#[derive(Args, Clone, Debug)]
+pub struct DataArgs {
+    /// 10x directory, .mtx[.gz] file, or .csv[.gz] matrix
+    #[arg(long, default_value = DEFAULT_DATA)]
+    pub data: PathBuf,
+    /// Cells are columns and genes are rows in a CSV input
+    #[arg(long)]
+    pub transpose: bool,
+    /// Quality control
+    #[arg(long, value_enum, default_value = "seurat")]
+    pub qc: QcArg,
+    /// LogNormalize: auto normalizes integer counts and keeps non-integer input as it is
+    #[arg(long, value_enum, default_value = "auto")]
+    pub normalize: NormalizeArg,
+    /// QC: keep cells with more than this many detected genes
+    #[arg(long, default_value_t = 200)]
+    pub min_genes: usize,
+    /// QC: keep cells with fewer than this many detected genes
+    #[arg(long, default_value_t = 2500)]
+    pub max_genes: usize,
+    /// QC: keep cells with a mitochondrial percentage below this
+    #[arg(long, default_value_t = 5.0)]
+    pub max_mito: f64,
+    /// Keep genes detected in at least this many cells
+    #[arg(long, default_value_t = 3)]
+    pub min_cells: usize,
+    /// Keep only the N most variable genes (Seurat vst)
+    #[arg(long, value_name = "N")]
+    pub hvg: Option<usize>,
+}
+
+impl DataArgs {
+    pub fn prep_options(&self) -> crate::Result<PrepOptions> {
+        if !(self.max_mito.is_finite() && self.max_mito >= 0.0) {
+            return Err(crate::Error::invalid("--max-mito must be a non-negative number"));
+        }
+        if self.hvg == Some(0) {
+            return Err(crate::Error::invalid("--hvg must be at least 1"));
+        }
+        Ok(PrepOptions {
+            qc: match self.qc {
+                QcArg::Seurat => QcMode::Seurat,
+                QcArg::None => QcMode::None,
+            },
+            thresholds: QcThresholds {
+                min_genes: self.min_genes,
+                max_genes: self.max_genes,
+                max_mito: self.max_mito,
+                min_cells: self.min_cells,
+            },
+            normalize: match self.normalize {
+                NormalizeArg::Auto => Normalize::Auto,
+                NormalizeArg::Lognorm => Normalize::LogNorm,
+                NormalizeArg::None => Normalize::None,
+            },
+            hvg: self.hvg,
+        })
+    }
+}
+
+/// Labels for scoring.
+#[derive(Args, Clone, Debug)]
+pub struct LabelArgs {
+    /// CSV with barcode and label columns [default: labels.csv inside --data, if present]
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Label column of the labels file [default: its second column]
+    #[arg(long, value_name = "NAME")]
+    pub label_column: Option<String>,
+}
+
+fn widths(s: &str) -> Result<Vec<usize>, String> {
+    if s.trim().is_empty() || s == "none" {
+        return Ok(vec![]);
+    }
+    s.split(',')
+        .map(|w| match w.trim().parse::<usize>() {
+            Ok(0) | Err(_) => Err(format!("'{w}' is not a positive width (expected e.g. 128,32)")),
+            Ok(v) => Ok(v),
+        })
+        .collect()
+}
+
+/// Architecture, loss and optimisation. Unset values come from the preset.
+#[derive(Args, Clone, Debug)]
+pub struct ModelArgs {
+    /// Architecture preset: the write-up's (paper) or the study's code (seed-code)
+    #[arg(long, value_enum, default_value = "paper")]
+    pub preset: PresetArg,
+    /// Latent size [default: 6]
+    #[arg(long)]
+    pub latent: Option<usize>,
+    /// KL weight β [default: preset: VAE 2, VSC 2 (paper) or 1 (seed-code)]
+    #[arg(long)]
+    pub beta: Option<f64>,
+    /// Encoder widths, first layer first [default: preset, e.g. 128,32]
+    #[arg(long, value_parser = widths, value_name = "W,W,...")]
+    pub hidden: Option<Vec<usize>>,
+    /// Width of each head's own hidden branch, 0 for none [default: preset: 16 (paper), 0 (seed-code)]
+    #[arg(long, value_name = "W")]
+    pub head_hidden: Option<usize>,
+    /// Decoder hidden widths [default: preset, e.g. 16,32,128]
+    #[arg(long, value_parser = widths, value_name = "W,W,...")]
+    pub decoder: Option<Vec<usize>>,
+    /// Activation after the first layer [default: none; relu for the seed-code VSC]
+    #[arg(long, value_enum)]
+    pub first_activation: Option<ActivationArg>,
+    /// Activation on the AE code [default: relu (paper), none (seed-code)]
+    #[arg(long, value_enum)]
+    pub code_activation: Option<ActivationArg>,
+    /// Loss reduction over the batch [default: mean (paper), sum (seed-code)]
+    #[arg(long, value_enum)]
+    pub reduction: Option<ReductionArg>,
+    /// VSC selection sharpness c [default: 50]
+    #[arg(long)]
+    pub vsc_c: Option<f64>,
+    /// VSC prior spike probability α [default: 0.5]
+    #[arg(long)]
+    pub vsc_alpha: Option<f64>,
+    /// VSC: raise c linearly from 50 to 200 over training (the VSC paper's schedule)
+    #[arg(long)]
+    pub vsc_c_schedule: bool,
+    /// Minibatch size [default: 256 (paper), 240 (seed-code)]
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Training epochs
+    #[arg(long, default_value_t = 200)]
+    pub epochs: usize,
+    /// Adam learning rate
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Seed of every random stream (init, shuffles, noise, t-SNE, k-means)
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+impl ModelArgs {
+    /// The preset's configuration of `kind` with every given flag applied.
+    pub fn config(&self, kind: ModelKind) -> crate::Result<ModelConfig> {
+        let mut c = ModelConfig::preset(kind, self.preset.into());
+        if let Some(v) = self.latent {
+            c.latent = v;
+        }
+        if let Some(v) = self.beta {
+            c.beta = v;
+        }
+        if let Some(v) = &self.hidden {
+            c.trunk = v.clone();
+        }
+        if let Some(v) = self.head_hidden {
+            c.head_hidden = v;
+        }
+        if let Some(v) = &self.decoder {
+            c.decoder = v.clone();
+        }
+        if let Some(v) = self.first_activation {
+            c.first_activation = v.into();
+        }
+        if let Some(v) = self.code_activation {
+            c.code_activation = v.into();
+        }
+        if let Some(v) = self.reduction {
+            c.reduction = match v {
+                ReductionArg::Mean => Reduction::Mean,
+                ReductionArg::Sum => Reduction::Sum,
+            };
+        }
+        if let Some(v) = self.vsc_c {
+            c.vsc_c = v;
+        }
+        if let Some(v) = self.vsc_alpha {
+            c.vsc_alpha = v;
+        }
+        c.vsc_c_schedule = self.vsc_c_schedule;
+        c.validate()?;
+        Ok(c)
+    }
+
+    pub fn train_options(&self) -> crate::Result<TrainOptions> {
+        let preset: Preset = self.preset.into();
+        let t = TrainOptions {
+            batch_size: self.batch_size.unwrap_or(preset.batch_size()),
+            epochs: self.epochs,
+            lr: self.lr,
+            seed: self.seed,
+        };
+        t.validate()?;
+        Ok(t)
+    }
+}

@@ -1,0 +1,138 @@
+//! The training loop: seeded shuffles, minibatches (the last partial one kept), forward,
+//! backward, Adam; per-epoch records; divergence detection.
+
+pub mod checkpoint;
+pub mod progress;
+
+use crate::csr::Csr;
+use crate::engine::adam::Adam;
+use crate::engine::rng::{stream, Stream};
+use crate::error::{Error, Result};
+use crate::models::{Network, Noise};
+use progress::Progress;
+use rand::seq::SliceRandom;
+use std::time::Instant;
+
+/// How to train.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainOptions {
+    pub batch_size: usize,
+    pub epochs: usize,
+    pub lr: f64,
+    pub seed: u64,
+}
+
+impl TrainOptions {
+    /// Rejects values training cannot use.
+    pub fn validate(&self) -> Result<()> {
+        if self.batch_size == 0 {
+            return Err(Error::invalid("--batch-size must be at least 1"));
+        }
+        if self.epochs == 0 {
+            return Err(Error::invalid("--epochs must be at least 1"));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::invalid("--lr must be a positive number"));
+        }
+        Ok(())
+    }
+}
+
+/// One epoch's figures. Loss, reconstruction and KL are means per cell over the epoch's
+/// batches (`recon + β·kl = loss`), whatever the reduction used for the gradients.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub loss: f64,
+    pub recon: f64,
+    pub kl: f64,
+    /// Reconstruction per matrix entry: squared error summed over the epoch / (cells × genes).
+    pub recon_per_entry: f64,
+    /// Wall seconds of this epoch alone.
+    pub seconds: f64,
+}
+
+/// Trains `net` on the rows of `x` and returns one record per epoch.
+pub fn train(
+    net: &mut Network<f32>,
+    x: &Csr<f32>,
+    opts: &TrainOptions,
+    progress: &mut Progress,
+) -> Result<Vec<EpochRecord>> {
+    opts.validate()?;
+    let n = x.n_rows;
+    if n == 0 {
+        return Err(Error::data("no cells to train on"));
+    }
+    if x.n_cols != net.n_genes {
+        return Err(Error::data(format!(
+            "the data have {} genes, the network {}",
+            x.n_cols, net.n_genes
+        )));
+    }
+    let cfg = net.config.clone();
+    let b_max = opts.batch_size.min(n);
+    let mut ws = net.workspace(b_max, true);
+    let mut adam = Adam::new(opts.lr);
+    let mut shuffle_rng = stream(opts.seed, Stream::Shuffle);
+    let mut noise_rng = stream(opts.seed, Stream::Noise);
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut batch = Csr::with_cols(x.n_cols);
+    let batches_per_epoch = n.div_ceil(b_max);
+    let total_steps = batches_per_epoch * opts.epochs;
+    let mut records = Vec::with_capacity(opts.epochs);
+    progress.start(opts.epochs);
+    for epoch in 1..=opts.epochs {
+        let started = Instant::now();
+        order.shuffle(&mut shuffle_rng);
+        let (mut recon_sum, mut kl_sum) = (0.0f64, 0.0f64);
+        for (k, rows) in order.chunks(b_max).enumerate() {
+            let b = rows.len();
+            x.gather_rows_into(rows, &mut batch);
+            let noise = Noise::draw(&mut noise_rng, cfg.kind, b, cfg.latent);
+            let c = cfg.c_at((epoch - 1) * batches_per_epoch + k, total_steps);
+            let losses = net.forward(&mut ws, &batch, &noise, c);
+            if !losses.total.is_finite() {
+                return Err(Error::NonFinite {
+                    epoch,
+                    batch: k + 1,
+                    what: "the loss".into(),
+                });
+            }
+            net.backward(&mut ws, &batch);
+            adam.step(net);
+            // Back to sums over cells, whatever the reduction.
+            let undo = 1.0 / cfg.reduction.factor(b);
+            recon_sum += losses.recon * undo;
+            kl_sum += losses.kl * undo;
+        }
+        let (recon, kl) = (recon_sum / n as f64, kl_sum / n as f64);
+        let record = EpochRecord {
+            epoch,
+            loss: recon + cfg.beta * kl,
+            recon,
+            kl,
+            recon_per_entry: recon / x.n_cols as f64,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        progress.epoch(&record);
+        records.push(record);
+    }
+    progress.finish();
+    Ok(records)
+}
+
+/// Writes `loss.csv`: `epoch,loss,recon,kl,recon_per_entry,seconds`.
+pub fn write_loss_csv(path: &std::path::Path, records: &[EpochRecord]) -> Result<()> {
+    crate::io::atomic::write_atomic(path, |w| {
+        writeln!(w, "epoch,loss,recon,kl,recon_per_entry,seconds")?;
+        for r in records {
+            writeln!(
+                w,
+                "{},{},{},{},{},{:.4}",
+                r.epoch, r.loss, r.recon, r.kl, r.recon_per_entry, r.seconds
+            )?;
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,108 @@
+//! Training progress on stderr: a bar with an ETA on a terminal, one plain line per epoch
+//! otherwise (logs, CI), nothing with `--quiet`.
+
+use super::EpochRecord;
+use std::io::{IsTerminal, Write};
+use std::time::Instant;
+
+/// Where progress goes.
+#[derive(Debug)]
+pub struct Progress {
+    mode: Mode,
+    label: String,
+    total: usize,
+    started: Instant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Quiet,
+    Lines,
+    Bar,
+}
+
+impl Progress {
+    /// Progress for a task named `label`; `quiet` silences it.
+    pub fn new(label: impl Into<String>, quiet: bool) -> Self {
+        let mode = if quiet {
+            Mode::Quiet
+        } else if std::io::stderr().is_terminal() {
+            Mode::Bar
+        } else {
+            Mode::Lines
+        };
+        Progress {
+            mode,
+            label: label.into(),
+            total: 0,
+            started: Instant::now(),
+        }
+    }
+
+    /// Silent progress (library use, tests).
+    pub fn quiet() -> Self {
+        Self::new("", true)
+    }
+
+    pub(crate) fn start(&mut self, total: usize) {
+        self.total = total;
+        self.started = Instant::now();
+    }
+
+    pub(crate) fn epoch(&mut self, r: &EpochRecord) {
+        let mut err = std::io::stderr().lock();
+        match self.mode {
+            Mode::Quiet => {}
+            Mode::Lines => {
+                let _ = writeln!(
+                    err,
+                    "{} epoch {}/{}: loss {:.4} recon {:.4} kl {:.4} recon/entry {:.5} ({:.2}s)",
+                    self.label,
+                    r.epoch,
+                    self.total,
+                    r.loss,
+                    r.recon,
+                    r.kl,
+                    r.recon_per_entry,
+                    r.seconds
+                );
+            }
+            Mode::Bar => {
+                let done = r.epoch as f64 / self.total.max(1) as f64;
+                let elapsed = self.started.elapsed().as_secs_f64();
+                let eta = if done > 0.0 {
+                    elapsed * (1.0 - done) / done
+                } else {
+                    0.0
+                };
+                let width = 30;
+                let filled = (done * width as f64).round() as usize;
+                let _ = write!(
+                    err,
+                    "\r{} [{}{}] {}/{} loss {:.4} recon/entry {:.5} ETA {:.0}s   ",
+                    self.label,
+                    "#".repeat(filled),
+                    ".".repeat(width - filled),
+                    r.epoch,
+                    self.total,
+                    r.loss,
+                    r.recon_per_entry,
+                    eta
+                );
+                let _ = err.flush();
+            }
+        }
+    }
+
+    pub(crate) fn finish(&mut self) {
+        if self.mode == Mode::Bar {
+            let _ = writeln!(
+                std::io::stderr(),
+                "\r{} done in {:.1}s{}",
+                self.label,
+                self.started.elapsed().as_secs_f64(),
+                " ".repeat(60)
+            );
+        }
+    }
+}
