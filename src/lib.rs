@@ -6,12 +6,14 @@
 //! → [`train`] → [`analysis`] → [`report`].
 
 pub mod analysis;
+pub mod cli;
 pub mod csr;
 pub mod engine;
 pub mod error;
 pub mod io;
 pub mod models;
 pub mod preprocess;
+pub mod report;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -112,7 +112,9 @@ pub struct DataArgs {
 impl DataArgs {
     pub fn prep_options(&self) -> crate::Result<PrepOptions> {
         if !(self.max_mito.is_finite() && self.max_mito >= 0.0) {
-            return Err(crate::Error::invalid("--max-mito must be a non-negative number"));
+            return Err(crate::Error::invalid(
+                "--max-mito must be a non-negative number",
+            ));
         }
         if self.hvg == Some(0) {
             return Err(crate::Error::invalid("--hvg must be at least 1"));
@@ -155,7 +157,9 @@ fn widths(s: &str) -> Result<Vec<usize>, String> {
     }
     s.split(',')
         .map(|w| match w.trim().parse::<usize>() {
-            Ok(0) | Err(_) => Err(format!("'{w}' is not a positive width (expected e.g. 128,32)")),
+            Ok(0) | Err(_) => Err(format!(
+                "'{w}' is not a positive width (expected e.g. 128,32)"
+            )),
             Ok(v) => Ok(v),
         })
         .collect()
@@ -254,6 +258,11 @@ impl ModelArgs {
         c.vsc_c_schedule = self.vsc_c_schedule;
         c.validate()?;
         Ok(c)
+    }
+
+    /// The preset's name.
+    pub fn preset_name(&self) -> &'static str {
+        Preset::from(self.preset).name()
     }
 
     pub fn train_options(&self) -> crate::Result<TrainOptions> {

@@ -124,7 +124,11 @@ pub fn run(cli: Cli) -> crate::Result<()> {
         } => commands::embed(&checkpoint, model.map(Into::into), &data, gamma, seed, &out),
         Command::Tsne(a) => commands::tsne(&a, quiet),
         Command::Cluster(a) => commands::cluster(&a),
-        Command::Score { truth, pred, labels } => commands::score(&truth, &pred, labels.label_column.as_deref()),
+        Command::Score {
+            truth,
+            pred,
+            labels,
+        } => commands::score(&truth, &pred, labels.label_column.as_deref()),
     })
 }
 

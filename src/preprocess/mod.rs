@@ -60,7 +60,7 @@ pub struct QcRecord {
 pub struct Prepared {
     /// The matrix to train on (cells × genes), with names.
     pub data: Dataset,
-    /// One record per input cell, in input order (empty when QC did not run).
+    /// One record per input cell, in input order (empty for already-normalized input).
     pub qc: Vec<QcRecord>,
     pub cells_in: usize,
     pub genes_in: usize,
@@ -105,6 +105,19 @@ pub fn prepare(raw: Dataset, opts: &PrepOptions) -> Result<Prepared> {
             .filter(|&g| per_gene[g] >= t.min_cells)
             .collect();
         data = select(data, None, Some(&keep_genes));
+        if !run_qc {
+            // Metrics for qc.csv all the same; every cell is kept.
+            let mito: Vec<bool> = data.gene_names.iter().map(|s| qc::is_mito(s)).collect();
+            qc_records = qc::metrics(&data.matrix, &mito)
+                .into_iter()
+                .zip(&data.barcodes)
+                .map(|(m, b)| QcRecord {
+                    barcode: b.clone(),
+                    metrics: m,
+                    passes: true,
+                })
+                .collect();
+        }
         if run_qc {
             let mito: Vec<bool> = data.gene_names.iter().map(|s| qc::is_mito(s)).collect();
             let metrics = qc::metrics(&data.matrix, &mito);

@@ -1,0 +1,309 @@
+//! The single-step subcommands: `preprocess`, `train`, `embed`, `tsne`, `cluster`, `score`.
+
+use super::args::DataArgs;
+use super::pipeline::{fit_and_write, load_prepared};
+use crate::analysis::kmeans::{kmeans, KMeansOptions};
+use crate::analysis::metrics::{encode, scores};
+use crate::analysis::tsne::{tsne as run_tsne, Method, TsneOptions};
+use crate::error::{Error, Result};
+use crate::io::atomic::{ensure_dir, ensure_parent, write_atomic};
+use crate::io::{labels, table, tenx};
+use crate::models::codes;
+use crate::models::ModelKind;
+use crate::train::checkpoint;
+use clap::{Args, ValueEnum};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// `cellvae preprocess`: the filtered, normalized matrix as a 10x directory, plus `qc.csv`.
+pub fn preprocess(data: &DataArgs, out: &Path) -> Result<()> {
+    ensure_dir(out)?;
+    let prep = load_prepared(data, false)?;
+    tenx::write_dir(
+        out,
+        &prep.data,
+        "written by cellvae preprocess: cells passing QC, normalized",
+    )?;
+    write_atomic(&out.join("qc.csv"), |w| {
+        writeln!(w, "barcode,nCount_RNA,nFeature_RNA,percent_mt,passes_qc")?;
+        for r in &prep.qc {
+            let m = &r.metrics;
+            writeln!(
+                w,
+                "{},{},{},{},{}",
+                r.barcode, m.n_count, m.n_feature, m.percent_mt, r.passes as u8
+            )?;
+        }
+        Ok(())
+    })?;
+    let line = serde_json::json!({
+        "cells_in": prep.cells_in,
+        "cells_kept": prep.data.n_cells(),
+        "genes_in": prep.genes_in,
+        "genes_kept": prep.data.n_genes(),
+        "nnz": prep.data.matrix.nnz(),
+    });
+    println!("{line}");
+    Ok(())
+}
+
+/// `cellvae train`: one model, its checkpoint, loss curve and codes.
+pub fn train(
+    kind: ModelKind,
+    margs: &super::args::ModelArgs,
+    data: &DataArgs,
+    gamma: bool,
+    out: &Path,
+    quiet: bool,
+) -> Result<()> {
+    let cfg = margs.config(kind)?;
+    let topts = margs.train_options()?;
+    ensure_dir(out)?;
+    let prep = load_prepared(data, quiet)?;
+    let fitted = fit_and_write(&prep.data, cfg, &topts, gamma, out, quiet)?;
+    if !quiet {
+        eprintln!(
+            "trained {} in {:.1}s; final reconstruction per entry {:.5}; wrote {}",
+            kind.name(),
+            fitted.seconds,
+            fitted
+                .records
+                .last()
+                .map_or(f64::NAN, |r| r.recon_per_entry),
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// `cellvae embed`: encode a dataset with a checkpoint, matching genes by ID (or symbol).
+pub fn embed(
+    ckpt: &Path,
+    model: Option<ModelKind>,
+    data: &DataArgs,
+    gamma: bool,
+    seed: u64,
+    out: &Path,
+) -> Result<()> {
+    ensure_parent(out)?;
+    let (net, meta) = checkpoint::load(ckpt)?;
+    if let Some(m) = model {
+        if m != meta.config.kind {
+            return Err(Error::data(format!(
+                "{} holds a {} model, not a {} model",
+                ckpt.display(),
+                meta.config.kind.name(),
+                m.name()
+            )));
+        }
+    }
+    let prep = load_prepared(data, false)?;
+    let d = &prep.data;
+    let by_id = meta.has_gene_ids && d.has_gene_ids;
+    let (theirs, ours) = if by_id {
+        (&meta.gene_ids, &d.gene_ids)
+    } else {
+        (&meta.gene_names, &d.gene_names)
+    };
+    let position: HashMap<&str, usize> = ours
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.as_str(), i))
+        .collect();
+    if position.len() != ours.len() && !by_id {
+        return Err(Error::data(
+            "the data's gene symbols repeat and it has no gene IDs: genes cannot be matched",
+        ));
+    }
+    let mut new_index = vec![None; d.n_genes()];
+    let mut missing = Vec::new();
+    for (k, g) in theirs.iter().enumerate() {
+        match position.get(g.as_str()) {
+            Some(&i) => new_index[i] = Some(k as u32),
+            None => missing.push(g.as_str()),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::data(format!(
+            "{} of the checkpoint's {} genes are missing from the data (matched by {}), e.g. {}",
+            missing.len(),
+            theirs.len(),
+            if by_id { "gene ID" } else { "symbol" },
+            missing
+                .iter()
+                .take(3)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let x = d.matrix.reorder_columns(&new_index, theirs.len());
+    let c = codes::extract(&net, &x, seed, gamma);
+    table::write(out, &c.columns, &d.barcodes, &c.values)?;
+    eprintln!(
+        "encoded {} cells with the {} model into {}",
+        d.n_cells(),
+        meta.config.kind.name(),
+        out.display()
+    );
+    Ok(())
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum MethodArg {
+    Auto,
+    Exact,
+    BarnesHut,
+}
+
+/// Flags of `cellvae tsne`.
+#[derive(Args, Debug)]
+pub struct TsneArgs {
+    /// CSV of codes (barcode first)
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Embedding dimensions
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(2..=3))]
+    pub dims: u8,
+    /// Perplexity
+    #[arg(long, default_value_t = 40.0)]
+    pub perplexity: f64,
+    /// Gradient: exact below 5,000 points with auto
+    #[arg(long, value_enum, default_value = "auto")]
+    pub method: MethodArg,
+    /// Optimisation iterations
+    #[arg(long, default_value_t = 1000)]
+    pub iterations: usize,
+    /// Seed of the initialisation
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Output CSV (barcode,tsne1,tsne2[,tsne3])
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// t-SNE options from flags.
+pub fn tsne_options(
+    dims: usize,
+    perplexity: f64,
+    method: MethodArg,
+    iterations: usize,
+    seed: u64,
+) -> TsneOptions {
+    let mut o = TsneOptions::new(dims, seed);
+    o.perplexity = perplexity;
+    o.iterations = iterations;
+    o.exploration_iterations = o.exploration_iterations.min(iterations);
+    o.method = match method {
+        MethodArg::Auto => Method::Auto,
+        MethodArg::Exact => Method::Exact,
+        MethodArg::BarnesHut => Method::BarnesHut,
+    };
+    o
+}
+
+/// Column names of a t-SNE table.
+pub fn tsne_columns(dims: usize) -> Vec<String> {
+    (1..=dims).map(|d| format!("tsne{d}")).collect()
+}
+
+/// `cellvae tsne`.
+pub fn tsne(a: &TsneArgs, quiet: bool) -> Result<()> {
+    ensure_parent(&a.out)?;
+    let t = table::read(&a.input)?;
+    let opts = tsne_options(
+        a.dims as usize,
+        a.perplexity,
+        a.method,
+        a.iterations,
+        a.seed,
+    );
+    let started = std::time::Instant::now();
+    let e = run_tsne(&t.values, &opts)?;
+    table::write(&a.out, &tsne_columns(opts.dims), &t.barcodes, &e.coords)?;
+    if !quiet {
+        eprintln!(
+            "t-SNE ({:?}, {}-D) of {} points in {:.2}s, KL divergence {:.4}",
+            e.method,
+            opts.dims,
+            t.barcodes.len(),
+            started.elapsed().as_secs_f64(),
+            e.kl_divergence
+        );
+    }
+    Ok(())
+}
+
+/// Flags of `cellvae cluster`.
+#[derive(Args, Debug)]
+pub struct ClusterArgs {
+    /// CSV of points (barcode first)
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Number of clusters
+    #[arg(long)]
+    pub k: usize,
+    /// Restarts; the lowest inertia wins
+    #[arg(long, default_value_t = 100)]
+    pub n_init: usize,
+    /// Seed of the k-means++ seeding
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Output CSV (barcode,cluster)
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Writes `barcode,cluster`.
+pub fn write_clusters(path: &Path, barcodes: &[String], labels: &[usize]) -> Result<()> {
+    write_atomic(path, |w| {
+        writeln!(w, "barcode,cluster")?;
+        for (b, l) in barcodes.iter().zip(labels) {
+            writeln!(w, "{b},{l}")?;
+        }
+        Ok(())
+    })
+}
+
+/// `cellvae cluster`.
+pub fn cluster(a: &ClusterArgs) -> Result<()> {
+    ensure_parent(&a.out)?;
+    let t = table::read(&a.input)?;
+    let opts = KMeansOptions {
+        n_init: a.n_init,
+        ..KMeansOptions::new(a.k, a.seed)
+    };
+    let r = kmeans(&t.values, &opts)?;
+    write_clusters(&a.out, &t.barcodes, &r.labels)
+}
+
+/// `cellvae score`: one JSON object on stdout.
+pub fn score(truth: &Path, pred: &Path, column: Option<&str>) -> Result<()> {
+    let t = labels::read(truth, column)?;
+    let p = labels::read(pred, None)?;
+    let pmap = p.map();
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    for (b, l) in &t.entries {
+        if let (Some(l), Some(&c)) = (l, pmap.get(b.as_str())) {
+            pairs.push((l.as_str(), c));
+        }
+    }
+    if pairs.is_empty() {
+        return Err(Error::data(format!(
+            "no barcode of {} has a label in {}",
+            pred.display(),
+            truth.display()
+        )));
+    }
+    let truth_ids = encode(&pairs.iter().map(|p| p.0).collect::<Vec<_>>());
+    let pred_ids = encode(&pairs.iter().map(|p| p.1).collect::<Vec<_>>());
+    let s = scores(&truth_ids, &pred_ids);
+    println!(
+        "{}",
+        serde_json::json!({
+            "n": s.n, "nmi_geometric": s.nmi_geometric, "nmi_arithmetic": s.nmi_arithmetic,
+            "ari": s.ari, "homogeneity": s.homogeneity, "completeness": s.completeness,
+        })
+    );
+    Ok(())
+}

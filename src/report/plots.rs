@@ -1,0 +1,374 @@
+//! The figures, drawn with plotters and the embedded DejaVu Sans font (no system fonts are
+//! needed). Each PNG is drawn under a temporary name and renamed when complete.
+//!
+//! - [`embedding_figure`]: the study's figure, the 2-D t-SNE coloured by cell type beside the
+//!   same embedding coloured by k-means cluster with the centroids marked;
+//! - [`projections_3d`]: the 3-D t-SNE as three 2-D projections;
+//! - [`loss_curves`]: reconstruction per entry and KL per cell over the epochs;
+//! - [`score_bars`]: the four scores of every model, PCA beside them.
+
+use crate::error::{Error, Result};
+use crate::train::EpochRecord;
+use ndarray::Array2;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::{register_font, FontStyle};
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// DejaVu Sans (see assets/DejaVuSans-LICENSE.txt), embedded in the binary.
+const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+const FAMILY: &str = "sans-serif";
+
+/// Tableau-style categorical colours, then a few more for up to 16 groups.
+const PALETTE: [(u8, u8, u8); 16] = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+    (0, 0, 128),
+    (128, 128, 0),
+    (0, 128, 128),
+    (255, 215, 0),
+    (70, 240, 240),
+    (170, 110, 40),
+];
+
+/// The colour of group `k`.
+pub fn colour(k: usize) -> RGBColor {
+    let (r, g, b) = PALETTE[k % PALETTE.len()];
+    RGBColor(r, g, b)
+}
+
+/// Registers the embedded font once; every figure needs it.
+fn ensure_font() -> std::result::Result<(), String> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    if *REGISTERED.get_or_init(|| register_font(FAMILY, FontStyle::Normal, FONT).is_ok()) {
+        Ok(())
+    } else {
+        Err("the embedded font could not be loaded".into())
+    }
+}
+
+fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::io(
+        path,
+        std::io::Error::other(format!("cannot draw the figure: {e}")),
+    )
+}
+
+/// Draws a PNG of `size` through `draw`, atomically.
+fn png(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> std::result::Result<(), String>,
+) -> Result<()> {
+    ensure_font().map_err(|e| plot_err(path, e))?;
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("figure");
+    let tmp = path.with_file_name(format!("{stem}.tmp{}.png", std::process::id()));
+    let result = (|| {
+        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        draw(&root)?;
+        root.present().map_err(|e| e.to_string())
+    })();
+    match result {
+        Ok(()) => std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e)),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(plot_err(path, e))
+        }
+    }
+}
+
+/// Axis range of a column with a 5 % margin.
+fn range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+        (l.min(v), h.max(v))
+    });
+    if !lo.is_finite() {
+        return 0.0..1.0;
+    }
+    let pad = ((hi - lo) * 0.05).max(1e-9);
+    (lo - pad)..(hi + pad)
+}
+
+/// A scatter of columns `(cx, cy)` of `coords`, one series per group, in `area`.
+#[allow(clippy::too_many_arguments)]
+fn scatter<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    title: &str,
+    coords: &Array2<f64>,
+    (cx, cy): (usize, usize),
+    groups: &[Option<usize>],
+    names: &[String],
+    legend: bool,
+    centroids: Option<&Array2<f64>>,
+) -> std::result::Result<(), String> {
+    let xr = range(coords.column(cx).iter().copied());
+    let yr = range(coords.column(cy).iter().copied());
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (FAMILY, 20))
+        .margin(8)
+        .x_label_area_size(28)
+        .y_label_area_size(36)
+        .build_cartesian_2d(xr, yr)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .label_style((FAMILY, 12))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let unlabelled: Vec<(f64, f64)> = groups
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| g.is_none())
+        .map(|(i, _)| (coords[[i, cx]], coords[[i, cy]]))
+        .collect();
+    if !unlabelled.is_empty() {
+        chart
+            .draw_series(
+                unlabelled
+                    .iter()
+                    .map(|&p| Circle::new(p, 2, RGBColor(200, 200, 200).filled())),
+            )
+            .map_err(|e| e.to_string())?;
+    }
+    for (k, name) in names.iter().enumerate() {
+        let c = colour(k);
+        let pts: Vec<(f64, f64)> = groups
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| **g == Some(k))
+            .map(|(i, _)| (coords[[i, cx]], coords[[i, cy]]))
+            .collect();
+        let series = chart
+            .draw_series(pts.iter().map(|&p| Circle::new(p, 2, c.filled())))
+            .map_err(|e| e.to_string())?;
+        if legend {
+            series
+                .label(format!("{name} ({})", pts.len()))
+                .legend(move |(x, y)| Circle::new((x + 6, y), 4, c.filled()));
+        }
+    }
+    if let Some(cent) = centroids {
+        for (k, row) in cent.rows().into_iter().enumerate() {
+            let p = (row[cx], row[cy]);
+            chart
+                .draw_series([Cross::new(p, 7, BLACK.stroke_width(3))])
+                .map_err(|e| e.to_string())?;
+            chart
+                .draw_series([Text::new(format!("{k}"), p, (FAMILY, 15).into_font())])
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    if legend {
+        chart
+            .configure_series_labels()
+            .label_font((FAMILY, 12))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// The study's figure: t-SNE by cell type (left) and by k-means cluster with centroids (right).
+pub fn embedding_figure(
+    path: &Path,
+    title: &str,
+    coords: &Array2<f64>,
+    cell_types: Option<(&[Option<usize>], &[String])>,
+    clusters: Option<(&[usize], &Array2<f64>)>,
+) -> Result<()> {
+    png(path, (1500, 700), |root| {
+        root.titled(title, (FAMILY, 24))
+            .map_err(|e| e.to_string())?;
+        let (left, right) = root.margin(34, 0, 0, 0).split_horizontally(750);
+        match cell_types {
+            Some((groups, names)) => scatter(
+                &left,
+                "coloured by cell type",
+                coords,
+                (0, 1),
+                groups,
+                names,
+                true,
+                None,
+            )?,
+            None => scatter(
+                &left,
+                "t-SNE (no labels)",
+                coords,
+                (0, 1),
+                &vec![Some(0); coords.nrows()],
+                &["cells".into()],
+                false,
+                None,
+            )?,
+        }
+        if let Some((labels, centroids)) = clusters {
+            let k = centroids.nrows();
+            let groups: Vec<Option<usize>> = labels.iter().map(|&l| Some(l)).collect();
+            let names: Vec<String> = (0..k).map(|c| format!("cluster {c}")).collect();
+            scatter(
+                &right,
+                &format!("coloured by k-means cluster (k = {k})"),
+                coords,
+                (0, 1),
+                &groups,
+                &names,
+                false,
+                Some(centroids),
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// The 3-D t-SNE as its three 2-D projections, coloured by cell type (or all one colour).
+pub fn projections_3d(
+    path: &Path,
+    title: &str,
+    coords: &Array2<f64>,
+    cell_types: Option<(&[Option<usize>], &[String])>,
+) -> Result<()> {
+    let single = vec![Some(0); coords.nrows()];
+    let one = ["cells".to_string()];
+    let (groups, names) = cell_types.unwrap_or((&single, &one));
+    png(path, (1650, 600), |root| {
+        root.titled(title, (FAMILY, 24))
+            .map_err(|e| e.to_string())?;
+        let panels = root.margin(34, 0, 0, 0).split_evenly((1, 3));
+        for (k, (area, axes)) in panels.iter().zip([(0, 1), (0, 2), (1, 2)]).enumerate() {
+            let name = ["x", "y", "z"];
+            let t = format!("{} vs {}", name[axes.1], name[axes.0]);
+            scatter(
+                area,
+                &t,
+                coords,
+                axes,
+                groups,
+                names,
+                k == 2 && cell_types.is_some(),
+                None,
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// Reconstruction per matrix entry and KL per cell over the epochs, one line per model.
+pub fn loss_curves(path: &Path, runs: &[(String, Vec<EpochRecord>)]) -> Result<()> {
+    png(path, (1300, 520), |root| {
+        let (left, right) = root.split_horizontally(650);
+        let panels: [(&DrawingArea<_, _>, &str, fn(&EpochRecord) -> f64); 2] = [
+            (&left, "reconstruction per matrix entry", |r| {
+                r.recon_per_entry
+            }),
+            (&right, "KL per cell (before β)", |r| r.kl),
+        ];
+        for (area, title, get) in panels {
+            let epochs = runs.iter().map(|r| r.1.len()).max().unwrap_or(1).max(2);
+            let yr = range(runs.iter().flat_map(|r| r.1.iter().map(get)));
+            let mut chart = ChartBuilder::on(area)
+                .caption(title, (FAMILY, 20))
+                .margin(10)
+                .x_label_area_size(30)
+                .y_label_area_size(60)
+                .build_cartesian_2d(1f64..epochs as f64, yr)
+                .map_err(|e| e.to_string())?;
+            chart
+                .configure_mesh()
+                .x_desc("epoch")
+                .label_style((FAMILY, 12))
+                .draw()
+                .map_err(|e| e.to_string())?;
+            for (k, (name, recs)) in runs.iter().enumerate() {
+                let c = colour(k);
+                chart
+                    .draw_series(LineSeries::new(
+                        recs.iter().map(|r| (r.epoch as f64, get(r))),
+                        c.stroke_width(2),
+                    ))
+                    .map_err(|e| e.to_string())?
+                    .label(name.as_str())
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
+                    });
+            }
+            chart
+                .configure_series_labels()
+                .label_font((FAMILY, 13))
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
+}
+
+/// Grouped bars: for every model its NMI (geometric), ARI, homogeneity and completeness.
+pub fn score_bars(path: &Path, rows: &[(String, [f64; 4])]) -> Result<()> {
+    const NAMES: [&str; 4] = ["NMI (geometric)", "ARI", "homogeneity", "completeness"];
+    png(path, (1000, 560), |root| {
+        let n = rows.len().max(1) as f64;
+        let lo = rows.iter().flat_map(|r| r.1).fold(0.0f64, f64::min);
+        let mut chart = ChartBuilder::on(root)
+            .caption("clustering scores against the cell types", (FAMILY, 22))
+            .margin(12)
+            .x_label_area_size(34)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0f64..n, lo.min(0.0)..1.0f64)
+            .map_err(|e| e.to_string())?;
+        let labels: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(rows.len() * 2 + 1)
+            .x_label_formatter(&|x| {
+                let i = x.floor() as usize;
+                if (x - i as f64 - 0.5).abs() < 0.26 {
+                    labels.get(i).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .label_style((FAMILY, 14))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (m, name) in NAMES.iter().enumerate() {
+            let c = colour(m);
+            chart
+                .draw_series(rows.iter().enumerate().map(|(i, r)| {
+                    let x0 = i as f64 + 0.1 + 0.2 * m as f64;
+                    Rectangle::new([(x0, 0.0), (x0 + 0.18, r.1[m])], c.filled())
+                }))
+                .map_err(|e| e.to_string())?
+                .label(*name)
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .label_font((FAMILY, 13))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    })
+}

@@ -1,0 +1,235 @@
+//! The run's tables: `summary.csv`, each model's `metrics.json`, the console table and
+//! `report.md`.
+
+use crate::analysis::metrics::Scores;
+use crate::error::Result;
+use crate::io::atomic::write_atomic;
+use crate::train::EpochRecord;
+use serde_json::json;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Everything the report says about one model (or the PCA baseline).
+#[derive(Clone, Debug)]
+pub struct ModelOutcome {
+    /// `ae`, `vae`, `vsc` or `pca`.
+    pub name: String,
+    /// k-means on the 2-D t-SNE, against the labels (the study's protocol).
+    pub scores: Option<Scores>,
+    /// k-means directly on the latent codes, against the labels.
+    pub latent_scores: Option<Scores>,
+    /// Training seconds (PCA: the seconds to compute it).
+    pub train_seconds: f64,
+    /// Per-epoch training records (empty for PCA).
+    pub records: Vec<EpochRecord>,
+    pub n_params: Option<usize>,
+    /// Final KL divergences of the 2-D and 3-D t-SNE.
+    pub tsne_kl: (f64, f64),
+    pub tsne_seconds: f64,
+}
+
+impl ModelOutcome {
+    pub fn final_recon_per_entry(&self) -> Option<f64> {
+        self.records.last().map(|r| r.recon_per_entry)
+    }
+}
+
+/// The study's published scores (NMI geometric, ARI, homogeneity, completeness), and the
+/// spec's PCA-6 baseline under the same recipe (MODEL-SPEC section 7).
+pub fn published(name: &str) -> Option<[f64; 4]> {
+    match name {
+        "ae" => Some([0.721, 0.580, 0.770, 0.675]),
+        "vae" => Some([0.609, 0.440, 0.654, 0.567]),
+        "vsc" => Some([0.646, 0.465, 0.692, 0.602]),
+        "pca" => Some([0.742, 0.589, 0.793, 0.695]),
+        _ => None,
+    }
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map_or(String::new(), |v| format!("{v:.6}"))
+}
+
+/// `summary.csv`, one row per model.
+pub fn write_summary_csv(path: &Path, outcomes: &[ModelOutcome]) -> Result<()> {
+    write_atomic(path, |w| {
+        writeln!(w, "model,nmi_geometric,nmi_arithmetic,ari,homogeneity,completeness,latent_kmeans_ari,train_seconds,final_recon_per_entry")?;
+        for o in outcomes {
+            let s = o.scores;
+            writeln!(
+                w,
+                "{},{},{},{},{},{},{},{:.3},{}",
+                o.name,
+                opt(s.map(|s| s.nmi_geometric)),
+                opt(s.map(|s| s.nmi_arithmetic)),
+                opt(s.map(|s| s.ari)),
+                opt(s.map(|s| s.homogeneity)),
+                opt(s.map(|s| s.completeness)),
+                opt(o.latent_scores.map(|s| s.ari)),
+                o.train_seconds,
+                opt(o.final_recon_per_entry()),
+            )?;
+        }
+        Ok(())
+    })
+}
+
+fn scores_json(s: &Option<Scores>) -> serde_json::Value {
+    match s {
+        Some(s) => json!({
+            "n": s.n, "nmi_geometric": s.nmi_geometric, "nmi_arithmetic": s.nmi_arithmetic,
+            "ari": s.ari, "homogeneity": s.homogeneity, "completeness": s.completeness,
+        }),
+        None => serde_json::Value::Null,
+    }
+}
+
+/// `metrics.json` of one model.
+pub fn write_metrics_json(path: &Path, o: &ModelOutcome, extra: serde_json::Value) -> Result<()> {
+    let v = json!({
+        "model": o.name,
+        "tsne2d_kmeans": scores_json(&o.scores),
+        "latent_kmeans": scores_json(&o.latent_scores),
+        "train_seconds": o.train_seconds,
+        "final_recon_per_entry": o.final_recon_per_entry(),
+        "n_params": o.n_params,
+        "tsne_kl_divergence": {"2d": o.tsne_kl.0, "3d": o.tsne_kl.1},
+        "tsne_seconds": o.tsne_seconds,
+        "run": extra,
+    });
+    let text = serde_json::to_string_pretty(&v).unwrap_or_default();
+    write_atomic(path, |w| writeln!(w, "{text}"))
+}
+
+/// The console table.
+pub fn table(outcomes: &[ModelOutcome]) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "{:<6} {:>9} {:>9} {:>7} {:>7} {:>7} {:>11} {:>9} {:>11}",
+        "model",
+        "NMI(geo)",
+        "NMI(ari)",
+        "ARI",
+        "hom",
+        "com",
+        "latent ARI",
+        "train s",
+        "recon/entry"
+    );
+    for o in outcomes {
+        let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+        let s = o.scores;
+        let _ = writeln!(
+            t,
+            "{:<6} {:>9} {:>9} {:>7} {:>7} {:>7} {:>11} {:>9.1} {:>11}",
+            o.name,
+            f(s.map(|s| s.nmi_geometric)),
+            f(s.map(|s| s.nmi_arithmetic)),
+            f(s.map(|s| s.ari)),
+            f(s.map(|s| s.homogeneity)),
+            f(s.map(|s| s.completeness)),
+            f(o.latent_scores.map(|s| s.ari)),
+            o.train_seconds,
+            o.final_recon_per_entry()
+                .map_or("-".into(), |v| format!("{v:.4}")),
+        );
+    }
+    t
+}
+
+/// What `report.md` needs besides the outcomes.
+pub struct ReportContext<'a> {
+    pub command: &'a str,
+    pub data: &'a str,
+    pub cells: usize,
+    pub genes: usize,
+    pub labelled: usize,
+    pub k: Option<usize>,
+    pub preset: &'a str,
+    pub epochs: usize,
+    pub seed: u64,
+    pub threads: usize,
+    pub notes: &'a [String],
+    pub configs: serde_json::Value,
+    pub total_seconds: f64,
+}
+
+/// `report.md`: the table beside the study's numbers, the figures, the configuration.
+pub fn write_report(path: &Path, outcomes: &[ModelOutcome], ctx: &ReportContext<'_>) -> Result<()> {
+    let mut r = String::new();
+    let _ = writeln!(r, "# cellvae report\n");
+    let _ = writeln!(r, "Reproduce with:\n\n```\n{}\n```\n", ctx.command);
+    let _ = writeln!(
+        r,
+        "Data: `{}`: {} cells × {} genes after preprocessing; {} cells labelled; k = {}. Preset `{}`, {} epochs, seed {}, {} threads. Total {:.1} s.\n",
+        ctx.data,
+        ctx.cells,
+        ctx.genes,
+        ctx.labelled,
+        ctx.k.map_or("-".into(), |k| k.to_string()),
+        ctx.preset,
+        ctx.epochs,
+        ctx.seed,
+        ctx.threads,
+        ctx.total_seconds
+    );
+    for n in ctx.notes {
+        let _ = writeln!(r, "- {n}");
+    }
+    let _ = writeln!(r, "\n## Scores\n");
+    let _ = writeln!(r, "k-means (n_init 100) on the 2-D t-SNE (perplexity 40) of each model's 6-D codes, against the labels. The study's published numbers (its Seurat clusters, scikit-learn < 0.22) are beside ours; the PCA row's reference is MODEL-SPEC's recomputed PCA-6 baseline.\n");
+    let _ = writeln!(r, "| model | NMI (geo) | NMI (arith) | ARI | homogeneity | completeness | ARI, k-means on the codes | study NMI / ARI / hom / com | train s | final recon/entry |");
+    let _ = writeln!(r, "|---|---|---|---|---|---|---|---|---|---|");
+    for o in outcomes {
+        let f = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.3}"));
+        let s = o.scores;
+        let study = published(&o.name).map_or("–".into(), |p| {
+            format!("{:.3} / {:.3} / {:.3} / {:.3}", p[0], p[1], p[2], p[3])
+        });
+        let _ = writeln!(
+            r,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} |",
+            o.name,
+            f(s.map(|s| s.nmi_geometric)),
+            f(s.map(|s| s.nmi_arithmetic)),
+            f(s.map(|s| s.ari)),
+            f(s.map(|s| s.homogeneity)),
+            f(s.map(|s| s.completeness)),
+            f(o.latent_scores.map(|s| s.ari)),
+            study,
+            o.train_seconds,
+            o.final_recon_per_entry()
+                .map_or("–".into(), |v| format!("{v:.4}")),
+        );
+    }
+    let _ = writeln!(r, "\n## Figures\n");
+    if Path::new(path)
+        .parent()
+        .is_some_and(|d| d.join("scores.png").exists())
+    {
+        let _ = writeln!(r, "![scores](scores.png)\n");
+    }
+    if outcomes.iter().any(|o| !o.records.is_empty()) {
+        let _ = writeln!(r, "![loss curves](losses.png)\n");
+    }
+    for o in outcomes {
+        let _ = writeln!(
+            r,
+            "### {}\n\n![{0} t-SNE 2-D]({0}/tsne2d.png)\n\n![{0} t-SNE 3-D]({0}/tsne3d.png)\n",
+            o.name
+        );
+    }
+    let _ = writeln!(
+        r,
+        "## Configuration\n\n```json\n{}\n```\n",
+        serde_json::to_string_pretty(&ctx.configs).unwrap_or_default()
+    );
+    let _ = writeln!(
+        r,
+        "cellvae {} ({}).",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH
+    );
+    write_atomic(path, |w| w.write_all(r.as_bytes()))
+}
