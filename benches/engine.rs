@@ -1,1 +1,196 @@
-fn main() {}
+//! `cargo bench`: the hot GEMM shapes (GFLOP/s), one training step and one epoch of each
+//! `paper` model on PBMC3k, t-SNE on the 2,638 PBMC3k cells, k-means, and the scaling of an
+//! epoch with the number of cells (a synthetic sparse matrix).
+
+use cellvae::analysis::kmeans::{kmeans, KMeansOptions};
+use cellvae::analysis::tsne::{tsne, Method, TsneOptions};
+use cellvae::csr::Csr;
+use cellvae::engine::adam::Adam;
+use cellvae::engine::gemm::gemm;
+use cellvae::engine::rng::{stream, Stream};
+use cellvae::io::{read_dataset, ReadOptions};
+use cellvae::models::{ModelConfig, ModelKind, Network, Noise, Preset};
+use cellvae::preprocess::{prepare, PrepOptions};
+use cellvae::train::progress::Progress;
+use cellvae::train::{train, TrainOptions};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ndarray::Array2;
+use rand::Rng;
+use std::path::Path;
+use std::time::Duration;
+
+fn pbmc() -> Csr<f32> {
+    let raw = read_dataset(Path::new("data/pbmc3k"), &ReadOptions::default()).expect("data/pbmc3k");
+    prepare(raw, &PrepOptions::default())
+        .expect("preprocess")
+        .data
+        .matrix
+}
+
+fn random(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
+    let mut rng = stream(seed, Stream::Init);
+    Array2::from_shape_fn((rows, cols), |_| rng.random_range(-1.0..1.0))
+}
+
+/// The five dense products of a `paper` training step that dominate its cost
+/// (B = 256, d = 13,714, last hidden width 128).
+fn gemm_shapes(c: &mut Criterion) {
+    let (b, d, h) = (256, 13714, 128);
+    let mut g = c.benchmark_group("gemm");
+    g.sample_size(20).measurement_time(Duration::from_secs(4));
+    let x = random(b, h, 1); // decoder input
+    let w = random(d, h, 2); // output layer weight (out, in)
+    let dy = random(b, d, 3); // gradient of the reconstruction
+    let xd = random(b, d, 4); // a dense first-layer input
+    let w1 = random(h, d, 5); // first layer weight
+    let cases: Vec<(&str, Box<dyn Fn()>, usize)> = vec![
+        (
+            "decoder_out_forward_256x128x13714",
+            Box::new(|| {
+                let mut y = Array2::<f32>::zeros((b, d));
+                gemm(1.0, x.view(), w.t(), 0.0, y.view_mut());
+            }),
+            b * h * d,
+        ),
+        (
+            "decoder_out_dweight_13714x256x128",
+            Box::new(|| {
+                let mut dw = Array2::<f32>::zeros((d, h));
+                gemm(1.0, dy.t(), x.view(), 1.0, dw.view_mut());
+            }),
+            b * h * d,
+        ),
+        (
+            "decoder_out_dinput_256x13714x128",
+            Box::new(|| {
+                let mut dx = Array2::<f32>::zeros((b, h));
+                gemm(1.0, dy.view(), w.view(), 1.0, dx.view_mut());
+            }),
+            b * h * d,
+        ),
+        (
+            "dense_first_forward_256x13714x128",
+            Box::new(|| {
+                let mut y = Array2::<f32>::zeros((b, h));
+                gemm(1.0, xd.view(), w1.t(), 0.0, y.view_mut());
+            }),
+            b * h * d,
+        ),
+        (
+            "dense_first_dweight_128x256x13714",
+            Box::new(|| {
+                let mut dw = Array2::<f32>::zeros((h, d));
+                gemm(
+                    1.0,
+                    dy.slice(ndarray::s![.., ..h]).t(),
+                    xd.view(),
+                    1.0,
+                    dw.view_mut(),
+                );
+            }),
+            b * h * d,
+        ),
+    ];
+    for (name, f, mnk) in &cases {
+        g.throughput(Throughput::Elements(2 * *mnk as u64));
+        g.bench_function(*name, |bench| bench.iter(f));
+    }
+    g.finish();
+}
+
+fn training(c: &mut Criterion) {
+    let x = pbmc();
+    let mut g = c.benchmark_group("train");
+    g.sample_size(10).measurement_time(Duration::from_secs(8));
+    for kind in ModelKind::ALL {
+        let cfg = ModelConfig::preset(kind, Preset::Paper);
+        let mut net = Network::<f32>::new(cfg.clone(), x.n_cols, 1).unwrap();
+        let rows: Vec<usize> = (0..256).collect();
+        let batch = x.select_rows(&rows);
+        let mut ws = net.workspace(256, true);
+        let mut adam = Adam::new(1e-3);
+        let noise = Noise::draw(&mut stream(1, Stream::Noise), kind, 256, cfg.latent);
+        g.bench_function(BenchmarkId::new("step", kind.name()), |bench| {
+            bench.iter(|| {
+                net.forward(&mut ws, &batch, &noise, 50.0);
+                net.backward(&mut ws, &batch);
+                adam.step(&mut net);
+            })
+        });
+        let opts = TrainOptions {
+            batch_size: 256,
+            epochs: 1,
+            lr: 1e-3,
+            seed: 1,
+        };
+        g.bench_function(BenchmarkId::new("epoch", kind.name()), |bench| {
+            bench.iter(|| train(&mut net, &x, &opts, &mut Progress::quiet()).unwrap())
+        });
+    }
+    g.finish();
+}
+
+/// Seconds per epoch against the number of cells: a synthetic matrix with PBMC3k's sparsity.
+fn scaling(c: &mut Criterion) {
+    let mut g = c.benchmark_group("scaling");
+    g.sample_size(10).measurement_time(Duration::from_secs(10));
+    let genes = 13714;
+    for cells in [2_638usize, 25_000, 100_000] {
+        let mut rng = stream(cells as u64, Stream::Init);
+        let mut x = Csr::with_cols(genes);
+        for _ in 0..cells {
+            let nnz = rng.random_range(500..1300);
+            let mut cols: Vec<u32> = (0..nnz)
+                .map(|_| rng.random_range(0..genes as u32))
+                .collect();
+            cols.sort_unstable();
+            cols.dedup();
+            let vals: Vec<f32> = cols.iter().map(|_| rng.random_range(0.5..3.5)).collect();
+            x.push_row(&cols, &vals);
+        }
+        let mut net =
+            Network::<f32>::new(ModelConfig::preset(ModelKind::Ae, Preset::Paper), genes, 1)
+                .unwrap();
+        let opts = TrainOptions {
+            batch_size: 256,
+            epochs: 1,
+            lr: 1e-3,
+            seed: 1,
+        };
+        g.throughput(Throughput::Elements(cells as u64));
+        g.bench_function(BenchmarkId::new("ae_epoch_cells", cells), |bench| {
+            bench.iter(|| train(&mut net, &x, &opts, &mut Progress::quiet()).unwrap())
+        });
+    }
+    g.finish();
+}
+
+fn analysis(c: &mut Criterion) {
+    let x = pbmc();
+    let codes = cellvae::analysis::pca::pca(&x, 6, 1).scores;
+    let mut g = c.benchmark_group("analysis");
+    g.sample_size(10).measurement_time(Duration::from_secs(20));
+    for (dims, method, name) in [
+        (2, Method::Exact, "exact_2d"),
+        (3, Method::Exact, "exact_3d"),
+        (2, Method::BarnesHut, "bh_2d"),
+        (3, Method::BarnesHut, "bh_3d"),
+    ] {
+        let mut o = TsneOptions::new(dims, 1);
+        o.method = method;
+        g.bench_function(BenchmarkId::new("tsne_2638", name), |bench| {
+            bench.iter(|| tsne(&codes, &o).unwrap())
+        });
+    }
+    let emb = tsne(&codes, &TsneOptions::new(2, 1)).unwrap().coords;
+    g.bench_function("kmeans_k9_ninit100_2638", |bench| {
+        bench.iter(|| kmeans(&emb, &KMeansOptions::new(9, 1)).unwrap())
+    });
+    g.bench_function("pca_6", |bench| {
+        bench.iter(|| cellvae::analysis::pca::pca(&x, 6, 1))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, gemm_shapes, training, analysis, scaling);
+criterion_main!(benches);

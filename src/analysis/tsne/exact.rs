@@ -15,21 +15,32 @@ const LANES: usize = 16;
 /// Student-t kernel with `ν` degrees of freedom (1 or 2) at squared distance `d2`.
 #[inline(always)]
 pub fn kernel(d2: f32, nu: f32) -> f32 {
-    let t = 1.0 / (1.0 + d2 / nu);
     if nu == 1.0 {
-        t
+        kernel_nu::<true>(d2)
     } else {
-        // (ν+1)/2 = 3/2 for ν = 2
+        kernel_nu::<false>(d2)
+    }
+}
+
+/// The kernel with `ν` fixed at compile time (`NU1`: ν = 1, else ν = 2), so the lane loops
+/// below carry no branch and vectorise.
+#[inline(always)]
+fn kernel_nu<const NU1: bool>(d2: f32) -> f32 {
+    if NU1 {
+        1.0 / (1.0 + d2)
+    } else {
+        // (1 + d²/2)^{-3/2}
+        let t = 1.0 / (1.0 + 0.5 * d2);
         t * t.sqrt()
     }
 }
 
 /// Attraction, repulsion and `Σ_j w_ij` (self excluded) of point `i`.
-fn row_forces<const D: usize>(
+#[inline(always)]
+fn row_forces<const D: usize, const NU1: bool>(
     i: usize,
     y: &[Vec<f32>; D],
     p_row: &[f32],
-    nu: f32,
 ) -> ([f32; D], [f32; D], f32) {
     let n = p_row.len();
     let yi: [f32; D] = std::array::from_fn(|d| y[d][i]);
@@ -38,25 +49,33 @@ fn row_forces<const D: usize>(
     let mut z = [0.0f32; LANES];
     let full = n / LANES * LANES;
     for base in (0..full).step_by(LANES) {
-        let mut diff = [[0.0f32; LANES]; D];
+        let p: &[f32; LANES] = p_row[base..base + LANES].try_into().expect("LANES entries");
+        // Each loop below is a plain elementwise pass over LANES values, which the compiler
+        // turns into SIMD code.
         let mut d2 = [0.0f32; LANES];
         for d in 0..D {
-            let yd = &y[d][base..base + LANES];
+            let ys: &[f32; LANES] = y[d][base..base + LANES].try_into().expect("LANES entries");
             for l in 0..LANES {
-                diff[d][l] = yi[d] - yd[l];
-                d2[l] += diff[d][l] * diff[d][l];
+                let diff = yi[d] - ys[l];
+                d2[l] += diff * diff;
             }
         }
-        let p = &p_row[base..base + LANES];
         let mut w = [0.0f32; LANES];
+        let mut pw = [0.0f32; LANES];
+        let mut ww = [0.0f32; LANES];
         for l in 0..LANES {
-            w[l] = kernel(d2[l], nu);
+            w[l] = kernel_nu::<NU1>(d2[l]);
             z[l] += w[l];
+            pw[l] = p[l] * w[l];
+            ww[l] = w[l] * w[l];
         }
         for d in 0..D {
+            let ys: &[f32; LANES] = y[d][base..base + LANES].try_into().expect("LANES entries");
+            let (attr, rep) = (&mut attr[d], &mut rep[d]);
             for l in 0..LANES {
-                attr[d][l] += p[l] * w[l] * diff[d][l];
-                rep[d][l] += w[l] * w[l] * diff[d][l];
+                let diff = yi[d] - ys[l];
+                attr[l] += pw[l] * diff;
+                rep[l] += ww[l] * diff;
             }
         }
     }
@@ -74,7 +93,7 @@ fn row_forces<const D: usize>(
             diff[d] = yi[d] - y[d][j];
             d2 += diff[d] * diff[d];
         }
-        let w = kernel(d2, nu);
+        let w = kernel_nu::<NU1>(d2);
         zs += w;
         for d in 0..D {
             a[d] += p_row[j] * w * diff[d];
@@ -97,7 +116,14 @@ pub fn gradient<const D: usize>(
     let n = y[0].len();
     let rows: Vec<([f32; D], [f32; D], f32)> = (0..n)
         .into_par_iter()
-        .map(|i| row_forces::<D>(i, y, &p[i * n..(i + 1) * n], nu))
+        .map(|i| {
+            let p_row = &p[i * n..(i + 1) * n];
+            if nu == 1.0 {
+                row_forces::<D, true>(i, y, p_row)
+            } else {
+                row_forces::<D, false>(i, y, p_row)
+            }
+        })
         .collect();
     let z: f64 = rows.iter().map(|r| r.2 as f64).sum();
     let c = 2.0 * (nu as f64 + 1.0) / nu as f64;
