@@ -16,12 +16,13 @@
 
 use super::gemm::gemm;
 use super::relu::{bias_act_forward, Activation, PARALLEL_MIN_LEN};
-use super::scalar::Scalar;
+use super::scalar::{add_into, Scalar};
 use ndarray::parallel::prelude::*;
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
 use ndarray_rand::rand_distr::Uniform;
 use ndarray_rand::RandomExt;
 use rand::Rng;
+use rayon::slice::ParallelSliceMut;
 
 /// A linear layer with its gradient buffers.
 #[derive(Clone, Debug)]
@@ -102,6 +103,19 @@ pub fn add_column_sums<T: Scalar>(m: ArrayView2<'_, T>, mut acc: ArrayViewMut1<'
         for row in m.rows() {
             acc += &row;
         }
+        return;
+    }
+    if let (Some(acc), true) = (acc.as_slice_mut(), m.is_standard_layout()) {
+        // Contiguous rows: column blocks as slices, summed with a tight loop.
+        let n = m.ncols();
+        let chunk = n.div_ceil(rayon::current_num_threads()).max(64);
+        acc.par_chunks_mut(chunk).enumerate().for_each(|(b, acc)| {
+            let start = b * chunk;
+            for row in m.rows() {
+                let row = row.to_slice().expect("standard layout");
+                add_into(&row[start..start + acc.len()], acc);
+            }
+        });
         return;
     }
     let chunk = m.ncols().div_ceil(rayon::current_num_threads());

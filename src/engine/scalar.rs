@@ -59,6 +59,23 @@ pub trait Scalar:
     );
 }
 
+/// `y += a·x` over equal-length slices: the inner loop of the sparse products, written on
+/// plain slices so that it compiles to a tight SIMD loop.
+#[inline(always)]
+pub fn axpy<T: Scalar>(a: T, x: &[T], y: &mut [T]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y += a * x;
+    }
+}
+
+/// `y += x` over equal-length slices.
+#[inline(always)]
+pub fn add_into<T: Scalar>(x: &[T], y: &mut [T]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y += x;
+    }
+}
+
 macro_rules! impl_scalar {
     ($t:ty, $name:literal, $kernel:path) => {
         impl Scalar for $t {

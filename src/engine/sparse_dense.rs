@@ -17,7 +17,7 @@
 
 use super::dense::{add_column_sums, uniform_init};
 use super::relu::{bias_act_forward, Activation};
-use super::scalar::Scalar;
+use super::scalar::{axpy, Scalar};
 use crate::csr::{Csc, Csr};
 use ndarray::parallel::prelude::*;
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
@@ -71,12 +71,19 @@ impl<T: Scalar> SparseDense<T> {
     pub fn forward(&self, x: &Csr<T>, mut y: ArrayViewMut2<'_, T>, act: Activation) {
         assert_eq!(x.n_cols, self.n_in(), "sparse layer: input width");
         assert_eq!(y.nrows(), x.n_rows, "sparse layer: batch size");
-        let w = &self.weight_t;
+        let (w, out) = (
+            self.weight_t.as_slice().expect("standard layout"),
+            self.n_out(),
+        );
         Zip::indexed(y.rows_mut()).par_for_each(|i, mut row| {
+            let row = row
+                .as_slice_mut()
+                .expect("rows of a standard-layout buffer are contiguous");
             row.fill(T::zero());
             let (cols, vals) = x.row(i);
             for (&j, &v) in cols.iter().zip(vals) {
-                row.scaled_add(v, &w.row(j as usize));
+                let j = j as usize;
+                axpy(v, &w[j * out..(j + 1) * out], row);
             }
         });
         bias_act_forward(y, self.bias.view(), act);
@@ -87,9 +94,13 @@ impl<T: Scalar> SparseDense<T> {
     pub fn backward(&mut self, x: &Csr<T>, dy: ArrayView2<'_, T>) {
         self.batch_t.rebuild_from(x);
         let xt = &self.batch_t;
+        let dy_rows = dy.as_standard_layout();
+        let (dy_flat, out) = (dy_rows.as_slice().expect("standard layout"), self.n_out());
         Zip::indexed(self.dweight_t.rows_mut()).par_for_each(|j, mut grad_row| {
+            let grad_row = grad_row.as_slice_mut().expect("standard layout");
             for p in xt.colptr[j]..xt.colptr[j + 1] {
-                grad_row.scaled_add(xt.data[p], &dy.row(xt.rows[p] as usize));
+                let i = xt.rows[p] as usize;
+                axpy(xt.data[p], &dy_flat[i * out..(i + 1) * out], grad_row);
             }
         });
         add_column_sums(dy, self.dbias.view_mut());
