@@ -8,7 +8,7 @@
 //! so `ε` is added *after* the bias correction of `√v`, as PyTorch does. No weight decay, no
 //! AMSGrad, no clipping. Zeroing the gradients is the model's separate `zero_grad` step.
 
-use super::scalar::Scalar;
+use super::scalar::{with_avx2, Scalar};
 use rayon::prelude::*;
 
 /// Tensors at least this long are updated in parallel.
@@ -73,11 +73,19 @@ impl<T: Scalar> Adam<T> {
             };
             let (m, v) = (&mut ms[k], &mut vs[k]);
             if theta.len() >= PARALLEL_MIN_LEN {
+                const BLOCK: usize = 1 << 14;
                 theta
-                    .par_iter_mut()
-                    .zip(grad.par_iter())
-                    .zip(m.par_iter_mut().zip(v.par_iter_mut()))
-                    .for_each(update);
+                    .par_chunks_mut(BLOCK)
+                    .zip(grad.par_chunks(BLOCK))
+                    .zip(m.par_chunks_mut(BLOCK).zip(v.par_chunks_mut(BLOCK)))
+                    .for_each(|((p, g), (m, v))| {
+                        with_avx2(|| {
+                            p.iter_mut()
+                                .zip(g)
+                                .zip(m.iter_mut().zip(v.iter_mut()))
+                                .for_each(update)
+                        })
+                    });
             } else {
                 theta
                     .iter_mut()

@@ -8,7 +8,7 @@
 //! read back from the kept forward output (`y > 0 ⇔ a > 0`), so nothing extra is stored. At
 //! `a = 0` exactly the gradient is 0, as in PyTorch.
 
-use super::scalar::Scalar;
+use super::scalar::{with_avx2, Scalar};
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2, Zip};
 
 /// Elementwise passes smaller than this stay on one core.
@@ -57,7 +57,7 @@ pub fn bias_act_forward<T: Scalar>(
         }
     };
     if y.len() >= PARALLEL_MIN_LEN {
-        Zip::from(y.rows_mut()).par_for_each(apply);
+        Zip::from(y.rows_mut()).par_for_each(|row| with_avx2(|| apply(row)));
     } else {
         y.rows_mut().into_iter().for_each(apply);
     }

@@ -59,6 +59,26 @@ pub trait Scalar:
     );
 }
 
+/// Runs `f` compiled for AVX2 when the CPU has it (checked at run time, so the binary still
+/// runs on any x86-64). The elementwise loops of the engine are plain Rust; inside `f` the
+/// compiler may use 256-bit vectors for them. Rust never fuses a multiply and an add on its
+/// own, so both paths compute bit-identical results.
+#[inline(always)]
+pub fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2")]
+        fn run<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { run(f) };
+        }
+    }
+    f()
+}
+
 /// `y += a·x` over equal-length slices: the inner loop of the sparse products, written on
 /// plain slices so that it compiles to a tight SIMD loop.
 #[inline(always)]

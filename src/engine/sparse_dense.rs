@@ -17,7 +17,7 @@
 
 use super::dense::{add_column_sums, uniform_init};
 use super::relu::{bias_act_forward, Activation};
-use super::scalar::{axpy, Scalar};
+use super::scalar::{axpy, with_avx2, Scalar};
 use crate::csr::{Csc, Csr};
 use ndarray::parallel::prelude::*;
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
@@ -98,10 +98,12 @@ impl<T: Scalar> SparseDense<T> {
         let (dy_flat, out) = (dy_rows.as_slice().expect("standard layout"), self.n_out());
         Zip::indexed(self.dweight_t.rows_mut()).par_for_each(|j, mut grad_row| {
             let grad_row = grad_row.as_slice_mut().expect("standard layout");
-            for p in xt.colptr[j]..xt.colptr[j + 1] {
-                let i = xt.rows[p] as usize;
-                axpy(xt.data[p], &dy_flat[i * out..(i + 1) * out], grad_row);
-            }
+            with_avx2(|| {
+                for p in xt.colptr[j]..xt.colptr[j + 1] {
+                    let i = xt.rows[p] as usize;
+                    axpy(xt.data[p], &dy_flat[i * out..(i + 1) * out], grad_row);
+                }
+            })
         });
         add_column_sums(dy, self.dbias.view_mut());
     }

@@ -1,0 +1,98 @@
+"""The three `paper` models of cellvae in PyTorch, for the parity check and the speed comparison.
+
+Names and shapes follow cellvae's safetensors checkpoints (PyTorch state_dict style):
+encoder.{i}, heads.{mu,logvar,spike,z}.{hidden,out}, decoder.{i}.
+Optional: the project never needs Python to build or test.
+"""
+import gzip
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self, kind, genes, trunk=(128, 32), head_hidden=16, latent=6, decoder=(16, 32, 128),
+                 first_act="none", code_act="relu", beta=2.0, c=50.0, alpha=0.5, reduction="mean"):
+        super().__init__()
+        self.kind, self.beta, self.c, self.alpha, self.reduction = kind, beta, c, alpha, reduction
+        self.first_act, self.code_act = first_act, code_act
+        widths = [genes] + list(trunk)
+        self.encoder = nn.ModuleList([nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:])])
+        heads = {"ae": ["z"], "vae": ["mu", "logvar"], "vsc": ["mu", "logvar", "spike"]}[kind]
+        self.heads = nn.ModuleDict()
+        for h in heads:
+            m = nn.Module()
+            if head_hidden:
+                m.hidden = nn.Linear(widths[-1], head_hidden)
+            m.out = nn.Linear(head_hidden or widths[-1], latent)
+            self.heads[h] = m
+        dw = [latent] + list(decoder) + [genes]
+        self.decoder = nn.ModuleList([nn.Linear(a, b) for a, b in zip(dw[:-1], dw[1:])])
+
+    def head(self, name, h):
+        m = self.heads[name]
+        if hasattr(m, "hidden"):
+            h = torch.relu(m.hidden(h))
+        out = m.out(h)
+        if self.kind == "ae" and self.code_act == "relu":
+            out = torch.relu(out)
+        return out
+
+    def forward(self, x, eps=None, eta=None):
+        h = self.encoder[0](x)
+        if self.first_act == "relu":
+            h = torch.relu(h)
+        for layer in self.encoder[1:]:
+            h = torch.relu(layer(h))
+        kl = torch.zeros((), dtype=x.dtype)
+        if self.kind == "ae":
+            z = self.head("z", h)
+        else:
+            mu, logvar = self.head("mu", h), self.head("logvar", h)
+            if eps is None:
+                eps = torch.randn_like(mu)
+            g = mu + eps * torch.exp(0.5 * logvar)
+            if self.kind == "vae":
+                z = g
+                kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+            else:
+                spre = self.head("spike", h)
+                gamma = torch.exp(-torch.relu(-spre))  # exp(min(s_pre, 0))
+                if eta is None:
+                    eta = torch.rand_like(mu)
+                s = torch.sigmoid(self.c * (eta + gamma - 1))
+                z = s * g
+                gt = torch.clamp(gamma, 1e-6, 1.0 - 1e-6)
+                a = self.alpha
+                kl = (-0.5 * torch.sum(gt * (1 + logvar - mu.pow(2) - logvar.exp()))
+                      + torch.sum((1 - gt) * torch.log((1 - gt) / (1 - a)) + gt * torch.log(gt / a)))
+        for layer in self.decoder[:-1]:
+            z = torch.relu(layer(z))
+        xhat = self.decoder[-1](z)
+        recon = torch.sum((xhat - x) ** 2)
+        scale = 1.0 / x.shape[0] if self.reduction == "mean" else 1.0
+        recon, kl = recon * scale, kl * scale
+        return recon + self.beta * kl, recon, kl
+
+
+def paper(kind, genes):
+    """cellvae's `paper` preset."""
+    if kind == "ae":
+        return Net("ae", genes, trunk=(128, 32, 16), head_hidden=0, code_act="relu", beta=0.0)
+    return Net(kind, genes)
+
+
+def read_10x_matrix(folder):
+    """Cells x genes float32 dense array from a 10x directory written by `cellvae preprocess`."""
+    with gzip.open(f"{folder}/matrix.mtx.gz", "rt") as f:
+        header = f.readline()
+        assert "coordinate" in header
+        line = f.readline()
+        while line.startswith("%"):
+            line = f.readline()
+        genes, cells, nnz = map(int, line.split())
+        data = np.loadtxt(f, dtype=np.float64, ndmin=2)
+    x = np.zeros((cells, genes), dtype=np.float32)
+    x[data[:, 1].astype(int) - 1, data[:, 0].astype(int) - 1] = data[:, 2]
+    return x
