@@ -151,9 +151,13 @@ pub struct LabelArgs {
     pub label_column: Option<String>,
 }
 
-fn widths(s: &str) -> Result<Vec<usize>, String> {
+/// Layer widths given as `128,32` (`none` for no hidden layer).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Widths(pub Vec<usize>);
+
+fn widths(s: &str) -> Result<Widths, String> {
     if s.trim().is_empty() || s == "none" {
-        return Ok(vec![]);
+        return Ok(Widths(vec![]));
     }
     s.split(',')
         .map(|w| match w.trim().parse::<usize>() {
@@ -162,7 +166,8 @@ fn widths(s: &str) -> Result<Vec<usize>, String> {
             )),
             Ok(v) => Ok(v),
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()
+        .map(Widths)
 }
 
 /// Architecture, loss and optimisation. Unset values come from the preset.
@@ -179,13 +184,13 @@ pub struct ModelArgs {
     pub beta: Option<f64>,
     /// Encoder widths, first layer first [default: preset, e.g. 128,32]
     #[arg(long, value_parser = widths, value_name = "W,W,...")]
-    pub hidden: Option<Vec<usize>>,
+    pub hidden: Option<Widths>,
     /// Width of each head's own hidden branch, 0 for none [default: preset: 16 (paper), 0 (seed-code)]
     #[arg(long, value_name = "W")]
     pub head_hidden: Option<usize>,
     /// Decoder hidden widths [default: preset, e.g. 16,32,128]
     #[arg(long, value_parser = widths, value_name = "W,W,...")]
-    pub decoder: Option<Vec<usize>>,
+    pub decoder: Option<Widths>,
     /// Activation after the first layer [default: none; relu for the seed-code VSC]
     #[arg(long, value_enum)]
     pub first_activation: Option<ActivationArg>,
@@ -229,13 +234,13 @@ impl ModelArgs {
             c.beta = v;
         }
         if let Some(v) = &self.hidden {
-            c.trunk = v.clone();
+            c.trunk = v.0.clone();
         }
         if let Some(v) = self.head_hidden {
             c.head_hidden = v;
         }
         if let Some(v) = &self.decoder {
-            c.decoder = v.clone();
+            c.decoder = v.0.clone();
         }
         if let Some(v) = self.first_activation {
             c.first_activation = v.into();

@@ -1,13 +1,13 @@
 //! Barnes–Hut t-SNE gradient, O(N log N) per iteration (van der Maaten 2014).
 //!
-//! The attraction `A_i = Σ_j p_ij w_ij (y_i − y_j)` runs over the sparse neighbour affinities.
-//! The repulsion `R_i = Σ_j w_ij² (y_i − y_j)` and `Z = Σ w` are approximated with a
+//! The attraction `A_i = Σ_j p_ij u_ij (y_i − y_j)` runs over the sparse neighbour affinities.
+//! The repulsion `R_i = Σ_j w_ij u_ij (y_i − y_j)` and `Z = Σ w` are approximated with a
 //! quadtree (2-D) or octree (3-D) rebuilt every iteration: a cell whose width over its
 //! distance to `y_i` is below `θ` (0.5) acts as one point of mass `count` at its centre of
 //! mass. The gradient is then assembled exactly as in [`super::exact`].
 
 use super::affinities::SparseP;
-use super::exact::kernel;
+use super::exact::{kernel, kernel_and_factor};
 use rayon::prelude::*;
 
 /// Deeper than this, points are (numerically) identical: the cell stays a leaf.
@@ -151,18 +151,21 @@ impl<const D: usize> Tree<D> {
                         continue;
                     }
                     let dj: [f64; D] = std::array::from_fn(|d| yi[d] - y[d][j as usize] as f64);
-                    let w = kernel(dj.iter().map(|v| v * v).sum::<f64>() as f32, nu) as f64;
+                    let (w, u) =
+                        kernel_and_factor(dj.iter().map(|v| v * v).sum::<f64>() as f32, nu);
+                    let (w, u) = (w as f64, u as f64);
                     z += w;
                     for d in 0..D {
-                        rep[d] += w * w * dj[d];
+                        rep[d] += w * u * dj[d];
                     }
                 }
             } else if node.width * node.width < theta * theta * d2 {
-                let w = kernel(d2 as f32, nu) as f64;
+                let (w, u) = kernel_and_factor(d2 as f32, nu);
+                let (w, u) = (w as f64, u as f64);
                 let m = node.count as f64;
                 z += m * w;
                 for d in 0..D {
-                    rep[d] += m * w * w * diff[d];
+                    rep[d] += m * w * u * diff[d];
                 }
             } else {
                 stack.extend(node.children.iter().rev());
@@ -190,9 +193,9 @@ pub fn gradient<const D: usize>(
             for k in p.indptr[i]..p.indptr[i + 1] {
                 let j = p.indices[k] as usize;
                 let diff: [f64; D] = std::array::from_fn(|d| (y[d][i] - y[d][j]) as f64);
-                let w = kernel(diff.iter().map(|v| v * v).sum::<f64>() as f32, nu) as f64;
+                let (_, u) = kernel_and_factor(diff.iter().map(|v| v * v).sum::<f64>() as f32, nu);
                 for d in 0..D {
-                    attr[d] += p.values[k] * w * diff[d];
+                    attr[d] += p.values[k] * u as f64 * diff[d];
                 }
             }
             let (rep, z) = tree.repulsion(i, y, nu, theta);

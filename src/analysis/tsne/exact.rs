@@ -1,11 +1,13 @@
 //! Exact t-SNE gradient, O(N²) per iteration.
 //!
-//! With the Student-t kernel `w_ij = (1 + ‖y_i − y_j‖²/ν)^{−(ν+1)/2}`, `Z = Σ_{k≠l} w_kl` and
-//! `q_ij = w_ij / Z`, scikit-learn's gradient is
-//! `∂C/∂y_i = (2(ν+1)/ν) Σ_j (α p_ij − q_ij) w_ij (y_i − y_j)`, α the exaggeration,
+//! With the Student-t kernel `w_ij = (1 + ‖y_i − y_j‖²/ν)^{−(ν+1)/2}`, `Z = Σ_{k≠l} w_kl`,
+//! `q_ij = w_ij / Z` and `u_ij = (1 + ‖y_i − y_j‖²/ν)^{−1}`, the gradient of `KL(αP‖Q)` is
+//! `∂C/∂y_i = (2(ν+1)/ν) Σ_j (α p_ij − q_ij) u_ij (y_i − y_j)`, α the exaggeration,
 //! computed here as `(2(ν+1)/ν)·(α·A_i − R_i / Z)` with the attraction
-//! `A_i = Σ_j p_ij w_ij (y_i − y_j)` and the repulsion `R_i = Σ_j w_ij² (y_i − y_j)`, in one
-//! pass over `j`. Rows run in parallel; each row is summed in 16 f32 lanes (so the compiler
+//! `A_i = Σ_j p_ij u_ij (y_i − y_j)` and the repulsion `R_i = Σ_j w_ij u_ij (y_i − y_j)`, in
+//! one pass over `j`. (scikit-learn multiplies by `w_ij` where `u_ij` belongs; the two agree
+//! for ν = 1, the 2-D case, but not for its 3-D ν = 2, where its step is not the gradient of
+//! its objective. We use the true gradient; a test checks it against finite differences.) Rows run in parallel; each row is summed in 16 f32 lanes (so the compiler
 //! vectorises it) and reduced in a fixed order, so results do not depend on the thread count.
 
 use rayon::prelude::*;
@@ -15,6 +17,12 @@ const LANES: usize = 16;
 /// Student-t kernel with `ν` degrees of freedom (1 or 2) at squared distance `d2`.
 #[inline(always)]
 pub fn kernel(d2: f32, nu: f32) -> f32 {
+    kernel_and_factor(d2, nu).0
+}
+
+/// The kernel `w_ij` and the force factor `u_ij = (1 + d²/ν)^{-1}` (equal to `w` for ν = 1).
+#[inline(always)]
+pub fn kernel_and_factor(d2: f32, nu: f32) -> (f32, f32) {
     if nu == 1.0 {
         kernel_nu::<true>(d2)
     } else {
@@ -22,16 +30,17 @@ pub fn kernel(d2: f32, nu: f32) -> f32 {
     }
 }
 
-/// The kernel with `ν` fixed at compile time (`NU1`: ν = 1, else ν = 2), so the lane loops
-/// below carry no branch and vectorise.
+/// The kernel `w` and the force factor `u = (1 + d²/ν)^{-1}` with `ν` fixed at compile time
+/// (`NU1`: ν = 1, else ν = 2), so the lane loops below carry no branch and vectorise.
 #[inline(always)]
-fn kernel_nu<const NU1: bool>(d2: f32) -> f32 {
+fn kernel_nu<const NU1: bool>(d2: f32) -> (f32, f32) {
     if NU1 {
-        1.0 / (1.0 + d2)
+        let u = 1.0 / (1.0 + d2);
+        (u, u)
     } else {
-        // (1 + d²/2)^{-3/2}
-        let t = 1.0 / (1.0 + 0.5 * d2);
-        t * t.sqrt()
+        // w = (1 + d²/2)^{-3/2}
+        let u = 1.0 / (1.0 + 0.5 * d2);
+        (u * u.sqrt(), u)
     }
 }
 
@@ -60,22 +69,21 @@ fn row_forces<const D: usize, const NU1: bool>(
                 d2[l] += diff * diff;
             }
         }
-        let mut w = [0.0f32; LANES];
-        let mut pw = [0.0f32; LANES];
-        let mut ww = [0.0f32; LANES];
+        let mut pu = [0.0f32; LANES];
+        let mut wu = [0.0f32; LANES];
         for l in 0..LANES {
-            w[l] = kernel_nu::<NU1>(d2[l]);
-            z[l] += w[l];
-            pw[l] = p[l] * w[l];
-            ww[l] = w[l] * w[l];
+            let (w, u) = kernel_nu::<NU1>(d2[l]);
+            z[l] += w;
+            pu[l] = p[l] * u;
+            wu[l] = w * u;
         }
         for d in 0..D {
             let ys: &[f32; LANES] = y[d][base..base + LANES].try_into().expect("LANES entries");
             let (attr, rep) = (&mut attr[d], &mut rep[d]);
             for l in 0..LANES {
                 let diff = yi[d] - ys[l];
-                attr[l] += pw[l] * diff;
-                rep[l] += ww[l] * diff;
+                attr[l] += pu[l] * diff;
+                rep[l] += wu[l] * diff;
             }
         }
     }
@@ -93,11 +101,11 @@ fn row_forces<const D: usize, const NU1: bool>(
             diff[d] = yi[d] - y[d][j];
             d2 += diff[d] * diff[d];
         }
-        let w = kernel_nu::<NU1>(d2);
+        let (w, u) = kernel_nu::<NU1>(d2);
         zs += w;
         for d in 0..D {
-            a[d] += p_row[j] * w * diff[d];
-            r[d] += w * w * diff[d];
+            a[d] += p_row[j] * u * diff[d];
+            r[d] += w * u * diff[d];
         }
     }
     // The j = i term: distance 0, kernel 1, no force.
@@ -157,4 +165,60 @@ pub fn kl_divergence<const D: usize>(p: &[f32], y: &[Vec<f32>; D], nu: f32, z: f
         .collect::<Vec<f64>>()
         .iter()
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::tsne::affinities;
+    use crate::engine::gradcheck::{check_slice, fixtures::random};
+
+    /// KL(P‖Q) in f64, from scratch.
+    fn kl(p: &[f32], y: &[f64], n: usize, dims: usize, nu: f64) -> f64 {
+        let w = |i: usize, j: usize| {
+            let d2: f64 = (0..dims)
+                .map(|d| (y[i * dims + d] - y[j * dims + d]).powi(2))
+                .sum();
+            (1.0 + d2 / nu).powf(-(nu + 1.0) / 2.0)
+        };
+        let z: f64 = (0..n)
+            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| w(i, j))
+            .sum();
+        let mut c = 0.0;
+        for i in 0..n {
+            for j in 0..n {
+                let pij = p[i * n + j] as f64;
+                if i != j && pij > 0.0 {
+                    c += pij * (pij / (w(i, j) / z)).ln();
+                }
+            }
+        }
+        c
+    }
+
+    /// The gradient is the gradient of KL(P‖Q) for ν = 1 (2-D) and ν = 2 (3-D); f32
+    /// arithmetic inside, so the tolerance is 1e-3.
+    #[test]
+    fn gradcheck_tsne_exact() {
+        let n = 12;
+        let x = random(n, 4, 2.0, 8);
+        let p = affinities::dense(&x, 3.0);
+        for dims in [2usize, 3] {
+            let nu = (dims as f64 - 1.0).max(1.0);
+            let mut y0 = random(n, dims, 3.0, 9).into_raw_vec_and_offset().0;
+            let mut grad = vec![0.0; n * dims];
+            if dims == 2 {
+                let soa: [Vec<f32>; 2] =
+                    std::array::from_fn(|d| (0..n).map(|i| y0[i * 2 + d] as f32).collect());
+                gradient::<2>(&p, &soa, nu as f32, 1.0, &mut grad);
+            } else {
+                let soa: [Vec<f32>; 3] =
+                    std::array::from_fn(|d| (0..n).map(|i| y0[i * 3 + d] as f32).collect());
+                gradient::<3>(&p, &soa, nu as f32, 1.0, &mut grad);
+            }
+            let err = check_slice(&mut y0, &grad, |_| 1e-4, |y| kl(&p, y, n, dims, nu));
+            assert!(err < 1e-3, "{dims}-D: {err}");
+        }
+    }
 }

@@ -1,0 +1,410 @@
+//! The binary end to end: the bad-input corpus, a small real run, determinism, and the
+//! single-step commands. Every run writes into its own temporary directory.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cellvae");
+const TINY: &str = "tests/fixtures/tiny";
+
+/// A fresh, empty scratch directory.
+fn scratch(name: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "cellvae-test-{}-{}-{name}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn cellvae(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("RAYON_NUM_THREADS", "2")
+        .output()
+        .expect("run cellvae")
+}
+
+fn ok(args: &[&str]) -> Output {
+    let out = cellvae(args);
+    assert!(
+        out.status.success(),
+        "cellvae {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                v.extend(files(&p));
+            } else {
+                v.push(p);
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+/// A tiny AE checkpoint trained on the tiny fixture.
+fn tiny_checkpoint(dir: &Path) -> PathBuf {
+    let out = dir.join("ae");
+    ok(&[
+        "train",
+        "--model",
+        "ae",
+        "--data",
+        TINY,
+        "--qc",
+        "none",
+        "--epochs",
+        "2",
+        "--hidden",
+        "8,4",
+        "--decoder",
+        "4,8",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    out.join("model.safetensors")
+}
+
+#[test]
+fn bad_inputs_fail_cleanly() {
+    let work = scratch("bad");
+    let ckpt = tiny_checkpoint(&work);
+    let truncated = work.join("truncated.safetensors");
+    let bytes = fs::read(&ckpt).unwrap();
+    fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let manifest = fs::read_to_string("tests/bad_inputs/cases.tsv").unwrap();
+    let mut n = 0;
+    for line in manifest
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let f: Vec<&str> = line.split('\t').collect();
+        let (name, code, args) = (f[0], f[1].parse::<i32>().unwrap(), f[2]);
+        let out_dir = work.join(format!("out-{name}"));
+        let args: Vec<String> = args
+            .split(' ')
+            .map(|a| {
+                a.replace("{case}", "tests/bad_inputs")
+                    .replace("{tiny}", TINY)
+                    .replace("{out}", out_dir.to_str().unwrap())
+                    .replace("{ckpt_truncated}", truncated.to_str().unwrap())
+                    .replace("{ckpt}", ckpt.to_str().unwrap())
+            })
+            .collect();
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = cellvae(&argv);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{name}: exit code; stderr:\n{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{name} panicked:\n{stderr}");
+        let error_lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(
+            error_lines.len(),
+            1,
+            "{name}: expected one error line:\n{stderr}"
+        );
+        if code == 1 {
+            assert!(
+                stderr
+                    .trim_end()
+                    .lines()
+                    .last()
+                    .unwrap()
+                    .starts_with("error:"),
+                "{name}: the error must be the last line:\n{stderr}"
+            );
+        }
+        assert!(
+            files(&out_dir).is_empty(),
+            "{name}: left output behind: {:?}",
+            files(&out_dir)
+        );
+        n += 1;
+    }
+    assert!(n >= 25, "the corpus has only {n} cases");
+}
+
+#[test]
+fn preprocess_writes_a_10x_directory_and_reports_json() {
+    let out = scratch("pre");
+    let o = ok(&[
+        "preprocess",
+        "--data",
+        TINY,
+        "--min-genes",
+        "5",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let line: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(line["cells_in"], 60);
+    assert_eq!(line["genes_in"], 40);
+    for f in ["matrix.mtx.gz", "genes.tsv.gz", "barcodes.tsv.gz", "qc.csv"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    // The written directory reads back as already-normalized input.
+    let again = scratch("pre2");
+    let o2 = ok(&[
+        "preprocess",
+        "--data",
+        out.to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    let line2: serde_json::Value = serde_json::from_slice(&o2.stdout).unwrap();
+    assert_eq!(line2["cells_kept"], line["cells_kept"]);
+    assert_eq!(line2["nnz"], line["nnz"]);
+    assert!(String::from_utf8_lossy(&o2.stderr).contains("already normalized"));
+}
+
+/// The whole pipeline on the tiny fixture, twice with one seed: byte-identical outputs.
+#[test]
+fn run_is_complete_and_deterministic() {
+    let run = |name: &str, threads: &str| {
+        let out = scratch(name);
+        ok(&[
+            "run",
+            "--data",
+            TINY,
+            "--qc",
+            "none",
+            "--epochs",
+            "3",
+            "--hidden",
+            "16,8",
+            "--head-hidden",
+            "4",
+            "--decoder",
+            "4,8,16",
+            "--perplexity",
+            "5",
+            "--tsne-iterations",
+            "300",
+            "--n-init",
+            "5",
+            "--threads",
+            threads,
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        out
+    };
+    let a = run("det-a", "2");
+    let b = run("det-b", "2");
+    let c = run("det-c", "1");
+    let summary = fs::read_to_string(a.join("summary.csv")).unwrap();
+    assert_eq!(summary.lines().count(), 5, "{summary}");
+    for model in ["ae", "vae", "vsc", "pca"] {
+        for f in [
+            "latent.csv",
+            "tsne2d.csv",
+            "tsne3d.csv",
+            "clusters.csv",
+            "metrics.json",
+            "tsne2d.png",
+            "tsne3d.png",
+        ] {
+            assert!(a.join(model).join(f).is_file(), "{model}/{f}");
+        }
+    }
+    for f in ["scores.png", "losses.png", "report.md"] {
+        assert!(a.join(f).is_file(), "{f}");
+    }
+    let mut compared = 0;
+    for f in files(&a) {
+        let name = f.file_name().unwrap().to_str().unwrap();
+        if !(name.ends_with(".csv") || name.ends_with(".safetensors"))
+            || name == "loss.csv"
+            || name == "summary.csv"
+        {
+            continue;
+        }
+        let rel = f.strip_prefix(&a).unwrap();
+        let bytes = fs::read(&f).unwrap();
+        assert_eq!(
+            bytes,
+            fs::read(b.join(rel)).unwrap(),
+            "{} differs between two runs",
+            rel.display()
+        );
+        assert_eq!(
+            bytes,
+            fs::read(c.join(rel)).unwrap(),
+            "{} differs between 1 and 2 threads",
+            rel.display()
+        );
+        compared += 1;
+    }
+    assert!(compared >= 17);
+    // summary.csv and loss.csv hold wall-clock seconds; everything else in them must agree.
+    let strip = |p: &Path, drop: usize| -> Vec<String> {
+        fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut f: Vec<&str> = l.split(',').collect();
+                f.remove(drop);
+                f.join(",")
+            })
+            .collect()
+    };
+    assert_eq!(
+        strip(&a.join("summary.csv"), 7),
+        strip(&b.join("summary.csv"), 7)
+    );
+    assert_eq!(
+        strip(&a.join("ae/loss.csv"), 5),
+        strip(&c.join("ae/loss.csv"), 5)
+    );
+}
+
+#[test]
+fn embed_reproduces_the_training_codes_and_matches_genes_by_id() {
+    let work = scratch("embed");
+    let ckpt = tiny_checkpoint(&work);
+    let out = work.join("codes.csv");
+    ok(&[
+        "embed",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--data",
+        TINY,
+        "--qc",
+        "none",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        fs::read(&out).unwrap(),
+        fs::read(work.join("ae/latent.csv")).unwrap()
+    );
+    // The same genes in another order (a CSV with the genes reversed): identical codes.
+    let m = cellvae::io::read_dataset(Path::new(TINY), &Default::default()).unwrap();
+    let dense = m.matrix.to_dense();
+    let mut csv = String::from("barcode");
+    for g in m.gene_names.iter().rev() {
+        csv += &format!(",{g}");
+    }
+    csv += "\n";
+    for (b, row) in m.barcodes.iter().zip(dense.rows()) {
+        csv += b;
+        for v in row.iter().rev() {
+            csv += &format!(",{v}");
+        }
+        csv += "\n";
+    }
+    let csv_path = work.join("reversed.csv");
+    fs::write(&csv_path, csv).unwrap();
+    let out2 = work.join("codes2.csv");
+    ok(&[
+        "embed",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--data",
+        csv_path.to_str().unwrap(),
+        "--qc",
+        "none",
+        "--out",
+        out2.to_str().unwrap(),
+    ]);
+    assert_eq!(fs::read(&out).unwrap(), fs::read(&out2).unwrap());
+}
+
+#[test]
+fn tsne_cluster_score_chain() {
+    let work = scratch("chain");
+    let ckpt = tiny_checkpoint(&work);
+    let _ = ckpt;
+    let latent = work.join("ae/latent.csv");
+    let emb = work.join("tsne.csv");
+    let clusters = work.join("clusters.csv");
+    ok(&[
+        "tsne",
+        "--input",
+        latent.to_str().unwrap(),
+        "--perplexity",
+        "5",
+        "--out",
+        emb.to_str().unwrap(),
+    ]);
+    ok(&[
+        "cluster",
+        "--input",
+        emb.to_str().unwrap(),
+        "--k",
+        "3",
+        "--out",
+        clusters.to_str().unwrap(),
+    ]);
+    let o = ok(&[
+        "score",
+        "--truth",
+        "tests/fixtures/tiny/labels.csv",
+        "--pred",
+        clusters.to_str().unwrap(),
+    ]);
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s["n"], 60);
+    for k in [
+        "nmi_geometric",
+        "nmi_arithmetic",
+        "ari",
+        "homogeneity",
+        "completeness",
+    ] {
+        assert!(s[k].as_f64().unwrap().is_finite(), "{k}");
+    }
+    // Scoring the labels against themselves (another column name) is perfect.
+    let o = ok(&[
+        "score",
+        "--truth",
+        "tests/fixtures/tiny/labels.csv",
+        "--label-column",
+        "cell_type",
+        "--pred",
+        "tests/fixtures/tiny/labels.csv",
+    ]);
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s["ari"], 1.0);
+}
+
+#[test]
+fn help_and_version() {
+    let o = ok(&["--version"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains(env!("CARGO_PKG_VERSION")));
+    for cmd in [
+        "run",
+        "preprocess",
+        "train",
+        "embed",
+        "tsne",
+        "cluster",
+        "score",
+    ] {
+        let o = ok(&[cmd, "--help"]);
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("default"),
+            "{cmd} --help shows defaults"
+        );
+    }
+}
