@@ -357,29 +357,42 @@ impl<T: Scalar> Network<T> {
     /// order [`Parameters::for_each_param`] visits them. The first layer's weight is
     /// transposed back to PyTorch's `(out, in)`.
     pub fn state_dict(&self) -> Vec<(String, Vec<usize>, Vec<T>)> {
+        self.tensors(false)
+    }
+
+    /// The gradients, named and shaped as [`Network::state_dict`].
+    pub fn grad_dict(&self) -> Vec<(String, Vec<usize>, Vec<T>)> {
+        self.tensors(true)
+    }
+
+    fn tensors(&self, grads: bool) -> Vec<(String, Vec<usize>, Vec<T>)> {
         let mut out = Vec::new();
-        let first_w = self.first.weight_out_in();
+        let (w0, b0) = if grads {
+            (
+                self.first.dweight_t.t().as_standard_layout().into_owned(),
+                &self.first.dbias,
+            )
+        } else {
+            (self.first.weight_out_in(), &self.first.bias)
+        };
         out.push((
             "encoder.0.weight".into(),
-            vec![first_w.nrows(), first_w.ncols()],
-            first_w.iter().copied().collect(),
+            vec![w0.nrows(), w0.ncols()],
+            w0.iter().copied().collect(),
         ));
-        out.push((
-            "encoder.0.bias".into(),
-            vec![self.first.bias.len()],
-            self.first.bias.to_vec(),
-        ));
+        out.push(("encoder.0.bias".into(), vec![b0.len()], b0.to_vec()));
         for (name, layer) in self.named_dense() {
+            let (w, b) = if grads {
+                (&layer.dweight, &layer.dbias)
+            } else {
+                (&layer.weight, &layer.bias)
+            };
             out.push((
                 format!("{name}.weight"),
                 vec![layer.n_out(), layer.n_in()],
-                layer.weight.iter().copied().collect(),
+                w.iter().copied().collect(),
             ));
-            out.push((
-                format!("{name}.bias"),
-                vec![layer.n_out()],
-                layer.bias.to_vec(),
-            ));
+            out.push((format!("{name}.bias"), vec![layer.n_out()], b.to_vec()));
         }
         out
     }

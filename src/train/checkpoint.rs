@@ -67,8 +67,16 @@ pub fn to_bytes(net: &Network<f32>, meta: &CheckpointMeta) -> Vec<u8> {
     );
     metadata.insert("lr".into(), Value::String(meta.lr.to_string()));
 
-    // serde_json's Map is sorted by key: tensors are laid out in name order.
-    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = net.state_dict();
+    safetensors_bytes(net.state_dict(), metadata)
+}
+
+/// A safetensors file of f32 tensors with string metadata. The header's keys are sorted
+/// (serde_json's map is ordered), tensors are laid out in name order, and the header is
+/// padded to 8 bytes: the same input always gives the same bytes.
+pub fn safetensors_bytes(
+    mut tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
+    metadata: Map<String, Value>,
+) -> Vec<u8> {
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     let mut header = Map::new();
     header.insert("__metadata__".into(), Value::Object(metadata));
