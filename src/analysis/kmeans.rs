@@ -146,11 +146,11 @@ fn lloyd(x: &Array2<f64>, mut centres: Array2<f64>, max_iter: usize, tol: f64) -
         far.sort_by(|&a, &b| dist[b].total_cmp(&dist[a]).then(a.cmp(&b)));
         let mut far = far.into_iter();
         let mut new = Array2::<f64>::zeros((k, dims));
-        for c in 0..k {
+        for (c, mut centre) in new.rows_mut().into_iter().enumerate() {
             if counts[c] > 0 {
-                new.row_mut(c).assign(&(&sums.row(c) / counts[c] as f64));
+                centre.assign(&(&sums.row(c) / counts[c] as f64));
             } else if let Some(p) = far.next() {
-                new.row_mut(c).assign(&x.row(p));
+                centre.assign(&x.row(p));
             }
         }
         let shift: f64 = (0..k).map(|c| sq(centres.row(c), new.row(c))).sum();

@@ -120,6 +120,7 @@ mod tests {
     /// ```
     /// The last column (gradients ~1e-9) pins where ε goes.
     #[test]
+    #[allow(clippy::excessive_precision)] // PyTorch's printed digits, pasted as they are
     fn adam_matches_pytorch() {
         let grads = [
             [0.1, -0.2, 3.0, 1e-9],

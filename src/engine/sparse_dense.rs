@@ -110,9 +110,10 @@ impl<T: Scalar> SparseDense<T> {
 
     /// Sets `∂Wᵀ` and `∂b` to zero.
     pub fn zero_grad(&mut self) {
-        self.dweight_t
-            .as_slice_mut()
-            .map(|s| s.par_iter_mut().for_each(|v| *v = T::zero()));
+        match self.dweight_t.as_slice_mut() {
+            Some(s) => s.par_iter_mut().for_each(|v| *v = T::zero()),
+            None => self.dweight_t.fill(T::zero()),
+        }
         self.dbias.fill(T::zero());
     }
 }

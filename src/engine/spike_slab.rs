@@ -120,23 +120,30 @@ mod tests {
     use crate::engine::gradcheck::{check_slice, fixtures::random, TOLERANCE};
 
     /// Fixed inputs: the spike pre-activations cover every regime (see [`spre_fixture`]).
-    fn setup() -> (
-        Array2<f64>,
-        Array2<f64>,
-        Array2<f64>,
-        Array2<f64>,
-        Array2<f64>,
-        Array2<f64>,
-    ) {
-        let mu = random(3, 4, 1.0, 1);
-        let lv = random(3, 4, 1.0, 2);
-        let eps = random(3, 4, 1.5, 3);
-        // η placed near the selection threshold 1 − γ, so that s = σ(c(η + γ − 1)) is in its
-        // steep part (|c(η + γ − 1)| ≤ 2) and every gradient is sizeable.
+    /// The fixed inputs of the checks.
+    struct Fixture {
+        mu: Array2<f64>,
+        logvar: Array2<f64>,
+        spre: Array2<f64>,
+        eps: Array2<f64>,
+        eta: Array2<f64>,
+        /// Weights of the test loss `L = Σ G ⊙ z`.
+        g: Array2<f64>,
+    }
+
+    /// The spike pre-activations cover every regime (see [`spre_fixture`]).
+    fn setup() -> Fixture {
         let gamma = log_spike_forward(spre_fixture().view());
-        let eta = (&random(3, 4, 2.0, 4) / 50.0 - &gamma + 1.0).mapv(|v| v.clamp(0.0, 0.999));
-        let g = random(3, 4, 1.0, 5);
-        (mu, lv, spre_fixture(), eps, eta, g)
+        Fixture {
+            mu: random(3, 4, 1.0, 1),
+            logvar: random(3, 4, 1.0, 2),
+            spre: spre_fixture(),
+            eps: random(3, 4, 1.5, 3),
+            // η placed near the selection threshold 1 − γ, so that s = σ(c(η + γ − 1)) is in
+            // its steep part (|c(η + γ − 1)| ≤ 2) and every gradient is sizeable.
+            eta: (&random(3, 4, 2.0, 4) / 50.0 - &gamma + 1.0).mapv(|v| v.clamp(0.0, 0.999)),
+            g: random(3, 4, 1.0, 5),
+        }
     }
 
     /// Spike pre-activations: positive (γ = 1, no gradient), just below 0 (γ inside the upper
@@ -162,7 +169,14 @@ mod tests {
     /// L = Σ G ⊙ z(μ, ℓ, s_pre), all three inputs checked, through γ.
     #[test]
     fn gradcheck_spike_slab() {
-        let (mu0, lv0, sp0, eps, eta, g) = setup();
+        let Fixture {
+            mu: mu0,
+            logvar: lv0,
+            spre: sp0,
+            eps,
+            eta,
+            g,
+        } = setup();
         let c = 50.0;
         let loss = |mu: &Array2<f64>, lv: &Array2<f64>, sp: &Array2<f64>| {
             let mut ss = SpikeSlab::default();

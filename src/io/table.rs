@@ -40,7 +40,7 @@ pub fn write(
     })
 }
 
-/// Reads a table written by [`write`] (or any CSV of that shape). Every value must be a finite
+/// Reads a table written by [`write()`] (or any CSV of that shape). Every value must be a finite
 /// number and every row as long as the header.
 pub fn read(path: &Path) -> Result<Table> {
     let mut reader = csv::ReaderBuilder::new()

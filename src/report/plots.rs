@@ -274,7 +274,12 @@ pub fn projections_3d(
 pub fn loss_curves(path: &Path, runs: &[(String, Vec<EpochRecord>)]) -> Result<()> {
     png(path, (1300, 520), |root| {
         let (left, right) = root.split_horizontally(650);
-        let panels: [(&DrawingArea<_, _>, &str, fn(&EpochRecord) -> f64); 2] = [
+        type Panel<'a, DB> = (
+            &'a DrawingArea<DB, Shift>,
+            &'static str,
+            fn(&EpochRecord) -> f64,
+        );
+        let panels: [Panel<'_, _>; 2] = [
             (&left, "reconstruction per matrix entry", |r| {
                 r.recon_per_entry
             }),
