@@ -175,14 +175,22 @@ impl<T: Copy + Default> Csr<T> {
 /// the sparse layer's weight gradient so that each gradient row is written by one thread.
 #[derive(Clone, Debug, Default)]
 pub struct Csc<T> {
+    /// Rows of the matrix it transposes (the batch size).
+    pub n_rows: usize,
     pub colptr: Vec<usize>,
     pub rows: Vec<u32>,
     pub data: Vec<T>,
 }
 
 impl<T: Copy + Default> Csc<T> {
+    /// Number of columns.
+    pub fn n_cols(&self) -> usize {
+        self.colptr.len().saturating_sub(1)
+    }
+
     /// Rebuilds `self` as the column-major form of `m`, reusing its buffers (O(nnz + n_cols)).
     pub fn rebuild_from(&mut self, m: &Csr<T>) {
+        self.n_rows = m.n_rows;
         self.colptr.clear();
         self.colptr.resize(m.n_cols + 1, 0);
         for &c in &m.indices {

@@ -5,6 +5,9 @@
 //! Forward:  `y[i, :] = b + Σ_{j ∈ nz(i)} x[i, j] · Wᵀ[j, :]`, i.e. `y = x·Wᵀ + 1·bᵀ` touching
 //! only the nonzeros: `2·nnz·out` flops instead of `2·B·in·out` (≈ 16× fewer on PBMC3k).
 //!
+//! The batch arrives as CSR and is transposed once per step into column-major form (a
+//! [`Csc`]), which both products walk gene by gene.
+//!
 //! Backward, given `δy` (already through the activation):
 //! - `∂Wᵀ[j, :] += Σ_{i : x[i,j] ≠ 0} x[i, j] · δy[i, :]`, i.e. `∂W += δyᵀ·x` from the nonzeros;
 //! - `∂b += Σ_rows δy`;
@@ -18,7 +21,7 @@
 use super::dense::{add_column_sums, uniform_init};
 use super::relu::{bias_act_forward, Activation};
 use super::scalar::{axpy, with_avx2, Scalar};
-use crate::csr::{Csc, Csr};
+use crate::csr::Csc;
 use ndarray::parallel::prelude::*;
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 use rand::Rng;
@@ -32,7 +35,6 @@ pub struct SparseDense<T> {
     pub bias: Array1<T>,
     pub dweight_t: Array2<T>,
     pub dbias: Array1<T>,
-    batch_t: Csc<T>,
 }
 
 impl<T: Scalar> SparseDense<T> {
@@ -50,7 +52,6 @@ impl<T: Scalar> SparseDense<T> {
             dbias: Array1::zeros(bias.raw_dim()),
             weight_t,
             bias,
-            batch_t: Csc::default(),
         }
     }
 
@@ -67,33 +68,41 @@ impl<T: Scalar> SparseDense<T> {
         self.weight_t.t().as_standard_layout().into_owned()
     }
 
-    /// `y = act(x·Wᵀ + b)` from the nonzeros of `x`; rows in parallel.
-    pub fn forward(&self, x: &Csr<T>, mut y: ArrayViewMut2<'_, T>, act: Activation) {
-        assert_eq!(x.n_cols, self.n_in(), "sparse layer: input width");
-        assert_eq!(y.nrows(), x.n_rows, "sparse layer: batch size");
-        let (w, out) = (
-            self.weight_t.as_slice().expect("standard layout"),
-            self.n_out(),
-        );
-        Zip::indexed(y.rows_mut()).par_for_each(|i, mut row| {
-            let row = row
-                .as_slice_mut()
-                .expect("rows of a standard-layout buffer are contiguous");
-            row.fill(T::zero());
-            let (cols, vals) = x.row(i);
-            for (&j, &v) in cols.iter().zip(vals) {
-                let j = j as usize;
-                axpy(v, &w[j * out..(j + 1) * out], row);
-            }
-        });
+    /// `y = act(x·Wᵀ + b)` from the nonzeros of `x`, given as its transpose `xt` (see
+    /// [`Csc::rebuild_from`]). Walking the batch gene by gene streams through `Wᵀ` in memory
+    /// order instead of jumping to a random row per nonzero. Blocks of output columns run in
+    /// parallel; every output is summed over the genes in ascending order, whatever the
+    /// thread count.
+    pub fn forward(&self, xt: &Csc<T>, mut y: ArrayViewMut2<'_, T>, act: Activation) {
+        assert_eq!(xt.n_cols(), self.n_in(), "sparse layer: input width");
+        assert_eq!(y.nrows(), xt.n_rows, "sparse layer: batch size");
+        let (w, out, b) = (self.weight_t.as_slice().expect("standard layout"), self.n_out(), xt.n_rows);
+        let block = out.div_ceil(rayon::current_num_threads()).max(16);
+        y.axis_chunks_iter_mut(Axis(1), block)
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(k, mut y_block)| {
+                let (c0, width) = (k * block, y_block.ncols());
+                let mut acc = vec![T::zero(); b * width];
+                with_avx2(|| {
+                    for j in 0..xt.n_cols() {
+                        let w_row = &w[j * out + c0..j * out + c0 + width];
+                        for p in xt.colptr[j]..xt.colptr[j + 1] {
+                            let i = xt.rows[p] as usize;
+                            axpy(xt.data[p], w_row, &mut acc[i * width..(i + 1) * width]);
+                        }
+                    }
+                });
+                for (mut dst, src) in y_block.rows_mut().into_iter().zip(acc.chunks_exact(width)) {
+                    dst.assign(&ndarray::ArrayView1::from(src));
+                }
+            });
         bias_act_forward(y, self.bias.view(), act);
     }
 
-    /// `∂Wᵀ += (δyᵀ·x)ᵀ` and `∂b += Σ δy`, from the nonzeros of `x`. Each row of `∂Wᵀ` (one
-    /// input gene) is summed by one thread over the batch's transpose, in row order.
-    pub fn backward(&mut self, x: &Csr<T>, dy: ArrayView2<'_, T>) {
-        self.batch_t.rebuild_from(x);
-        let xt = &self.batch_t;
+    /// `∂Wᵀ += (δyᵀ·x)ᵀ` and `∂b += Σ δy`, from the nonzeros of `x` (as its transpose `xt`).
+    /// Each row of `∂Wᵀ` (one input gene) is summed by one thread, in batch-row order.
+    pub fn backward(&mut self, xt: &Csc<T>, dy: ArrayView2<'_, T>) {
         let dy_rows = dy.as_standard_layout();
         let (dy_flat, out) = (dy_rows.as_slice().expect("standard layout"), self.n_out());
         Zip::indexed(self.dweight_t.rows_mut()).par_for_each(|j, mut grad_row| {
@@ -121,6 +130,7 @@ impl<T: Scalar> SparseDense<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::csr::Csr;
     use crate::engine::dense::Dense;
     use crate::engine::gradcheck::{check_slice, fixtures::random, TOLERANCE};
     use crate::engine::relu::act_backward;
@@ -146,19 +156,21 @@ mod tests {
     fn gradcheck_sparse_dense() {
         let x = sparse_batch();
         assert!(x.nnz() > 5 && x.nnz() < 40, "the fixture must be sparse");
+        let mut xt = Csc::default();
+        xt.rebuild_from(&x);
         let mut layer = SparseDense::<f64>::new(9, 4, &mut stream(5, Stream::Init));
         let g = random(5, 4, 1.0, 22);
         let loss = |l: &SparseDense<f64>| {
             let mut y = Array2::zeros((5, 4));
-            l.forward(&x, y.view_mut(), Activation::Relu);
+            l.forward(&xt, y.view_mut(), Activation::Relu);
             (&y * &g).sum()
         };
         let mut y = Array2::zeros((5, 4));
-        layer.forward(&x, y.view_mut(), Activation::Relu);
+        layer.forward(&xt, y.view_mut(), Activation::Relu);
         let mut dy = g.clone();
         act_backward(y.view(), dy.view_mut(), Activation::Relu);
         layer.zero_grad();
-        layer.backward(&x, dy.view());
+        layer.backward(&xt, dy.view());
         let (dw, db) = (layer.dweight_t.clone(), layer.dbias.clone());
         let mut probe = layer.clone();
         let mut w = layer.weight_t.clone();
@@ -193,7 +205,9 @@ mod tests {
         let dense = Dense::<f64>::new(9, 4, &mut stream(5, Stream::Init));
         assert_eq!(sparse.weight_out_in(), dense.weight);
         let (mut ys, mut yd) = (Array2::zeros((5, 4)), Array2::zeros((5, 4)));
-        sparse.forward(&x, ys.view_mut(), Activation::Identity);
+        let mut xt = Csc::default();
+        xt.rebuild_from(&x);
+        sparse.forward(&xt, ys.view_mut(), Activation::Identity);
         dense.forward(x.to_dense().view(), yd.view_mut(), Activation::Identity);
         assert!((&ys - &yd).iter().all(|d| d.abs() < 1e-12));
     }

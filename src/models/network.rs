@@ -15,7 +15,7 @@
 
 use super::config::{ModelConfig, ModelKind};
 use super::latent::{self, Noise};
-use crate::csr::Csr;
+use crate::csr::{Csc, Csr};
 use crate::engine::adam::Parameters;
 use crate::engine::dense::Dense;
 use crate::engine::relu::act_backward;
@@ -73,6 +73,8 @@ pub struct Workspace<T> {
     pub(crate) dec: Vec<Array2<T>>,
     pub(crate) ddec: Vec<Array2<T>>,
     pub(crate) latent: latent::LatentState<T>,
+    /// The batch, transposed for the sparse first layer.
+    pub(crate) batch_t: Csc<T>,
 }
 
 /// The first `b` rows of a buffer.
@@ -175,6 +177,7 @@ impl<T: Scalar> Network<T> {
             dec: dec_widths.iter().map(|&w| z(w)).collect(),
             ddec: dec_widths.iter().map(|&w| z(w)).collect(),
             latent: latent::LatentState::default(),
+            batch_t: Csc::default(),
         }
     }
 
@@ -187,8 +190,8 @@ impl<T: Scalar> Network<T> {
             ws.capacity
         );
         assert_eq!(x.n_cols, self.n_genes, "input width");
-        self.first
-            .forward(x, top_mut(&mut ws.h[0], b), self.config.first_activation);
+        ws.batch_t.rebuild_from(x);
+        self.first.forward(&ws.batch_t, top_mut(&mut ws.h[0], b), self.config.first_activation);
         for (k, layer) in self.trunk.iter().enumerate() {
             let (below, above) = ws.h.split_at_mut(k + 1);
             layer.forward(
@@ -337,7 +340,7 @@ impl<T: Scalar> Network<T> {
             top_mut(&mut ws.dh[0], b),
             self.config.first_activation,
         );
-        self.first.backward(x, top(&ws.dh[0], b));
+        self.first.backward(&ws.batch_t, top(&ws.dh[0], b));
     }
 
     /// Zeroes every parameter gradient.
