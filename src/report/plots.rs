@@ -16,8 +16,8 @@ use plotters::style::{register_font, FontStyle};
 use std::path::Path;
 use std::sync::OnceLock;
 
-/// DejaVu Sans (see assets/DejaVuSans-LICENSE.txt), embedded in the binary.
-const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+/// DejaVu Sans (licence: DejaVuSans-LICENSE.txt beside this file), embedded in the binary.
+const FONT: &[u8] = include_bytes!("DejaVuSans.ttf");
 const FAMILY: &str = "sans-serif";
 
 /// Tableau-style categorical colours, then a few more for up to 16 groups.
