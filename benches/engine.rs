@@ -1,10 +1,10 @@
-//! `cargo bench`: the hot GEMM shapes (GFLOP/s), one training step and one epoch of each
-//! `paper` model on PBMC3k, t-SNE on the 2,638 PBMC3k cells, k-means, and the scaling of an
-//! epoch with the number of cells (a synthetic sparse matrix).
+//! `cargo bench --bench engine`: the hot GEMM shapes (GFLOP/s; Criterion's "elem/s" are
+//! flop/s here), one training step and one epoch of each `paper` model on PBMC3k, t-SNE on the
+//! 2,638 PBMC3k cells (exact and Barnes–Hut, 2-D and 3-D), k-means and PCA. Scaling with the
+//! number of cells is `benches/scaling.rs`.
 
 use cellvae::analysis::kmeans::{kmeans, KMeansOptions};
 use cellvae::analysis::tsne::{tsne, Method, TsneOptions};
-use cellvae::csr::Csr;
 use cellvae::engine::adam::Adam;
 use cellvae::engine::gemm::gemm;
 use cellvae::engine::rng::{stream, Stream};
@@ -19,7 +19,7 @@ use rand::Rng;
 use std::path::Path;
 use std::time::Duration;
 
-fn pbmc() -> Csr<f32> {
+fn pbmc() -> cellvae::csr::Csr<f32> {
     let raw = read_dataset(Path::new("data/pbmc3k"), &ReadOptions::default()).expect("data/pbmc3k");
     prepare(raw, &PrepOptions::default())
         .expect("preprocess")
@@ -106,41 +106,6 @@ fn training(c: &mut Criterion) {
     g.finish();
 }
 
-/// Seconds per epoch against the number of cells: a synthetic matrix with PBMC3k's sparsity.
-fn scaling(c: &mut Criterion) {
-    let mut g = c.benchmark_group("scaling");
-    g.sample_size(10).measurement_time(Duration::from_secs(10));
-    let genes = 13714;
-    for cells in [2_638usize, 25_000, 100_000] {
-        let mut rng = stream(cells as u64, Stream::Init);
-        let mut x = Csr::with_cols(genes);
-        for _ in 0..cells {
-            let nnz = rng.random_range(500..1300);
-            let mut cols: Vec<u32> = (0..nnz)
-                .map(|_| rng.random_range(0..genes as u32))
-                .collect();
-            cols.sort_unstable();
-            cols.dedup();
-            let vals: Vec<f32> = cols.iter().map(|_| rng.random_range(0.5..3.5)).collect();
-            x.push_row(&cols, &vals);
-        }
-        let mut net =
-            Network::<f32>::new(ModelConfig::preset(ModelKind::Ae, Preset::Paper), genes, 1)
-                .unwrap();
-        let opts = TrainOptions {
-            batch_size: 256,
-            epochs: 1,
-            lr: 1e-3,
-            seed: 1,
-        };
-        g.throughput(Throughput::Elements(cells as u64));
-        g.bench_function(BenchmarkId::new("ae_epoch_cells", cells), |bench| {
-            bench.iter(|| train(&mut net, &x, &opts, &mut Progress::quiet()).unwrap())
-        });
-    }
-    g.finish();
-}
-
 fn analysis(c: &mut Criterion) {
     let x = pbmc();
     let codes = cellvae::analysis::pca::pca(&x, 6, 1).scores;
@@ -168,5 +133,5 @@ fn analysis(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, gemm_shapes, training, analysis, scaling);
+criterion_group!(benches, gemm_shapes, training, analysis);
 criterion_main!(benches);

@@ -76,7 +76,11 @@ impl<T: Scalar> SparseDense<T> {
     pub fn forward(&self, xt: &Csc<T>, mut y: ArrayViewMut2<'_, T>, act: Activation) {
         assert_eq!(xt.n_cols(), self.n_in(), "sparse layer: input width");
         assert_eq!(y.nrows(), xt.n_rows, "sparse layer: batch size");
-        let (w, out, b) = (self.weight_t.as_slice().expect("standard layout"), self.n_out(), xt.n_rows);
+        let (w, out, b) = (
+            self.weight_t.as_slice().expect("standard layout"),
+            self.n_out(),
+            xt.n_rows,
+        );
         let block = out.div_ceil(rayon::current_num_threads()).max(16);
         y.axis_chunks_iter_mut(Axis(1), block)
             .into_par_iter()

@@ -191,7 +191,11 @@ impl<T: Scalar> Network<T> {
         );
         assert_eq!(x.n_cols, self.n_genes, "input width");
         ws.batch_t.rebuild_from(x);
-        self.first.forward(&ws.batch_t, top_mut(&mut ws.h[0], b), self.config.first_activation);
+        self.first.forward(
+            &ws.batch_t,
+            top_mut(&mut ws.h[0], b),
+            self.config.first_activation,
+        );
         for (k, layer) in self.trunk.iter().enumerate() {
             let (below, above) = ws.h.split_at_mut(k + 1);
             layer.forward(
