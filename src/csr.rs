@@ -158,6 +158,25 @@ impl<T: Copy + Default> Csr<T> {
         }
     }
 
+    /// The nonzeros of a dense row-major array.
+    pub fn from_dense(d: &ndarray::Array2<T>) -> Csr<T>
+    where
+        T: PartialEq,
+    {
+        let mut m = Csr::with_cols(d.ncols());
+        for row in d.rows() {
+            for (j, &v) in row.iter().enumerate() {
+                if v != T::default() {
+                    m.indices.push(j as u32);
+                    m.data.push(v);
+                }
+            }
+            m.indptr.push(m.indices.len());
+            m.n_rows += 1;
+        }
+        m
+    }
+
     /// Dense copy, row-major. For tests and small matrices only.
     pub fn to_dense(&self) -> ndarray::Array2<T> {
         let mut d = ndarray::Array2::from_elem((self.n_rows, self.n_cols), T::default());

@@ -47,8 +47,9 @@ fn centred_times(x: &Csr<f32>, mean: &Array1<f64>, m: &Array2<f64>) -> Array2<f6
 /// `X_cᵀ · Y` for a dense `Y: (n, r)`.
 fn centred_t_times(x: &Csr<f32>, mean: &Array1<f64>, y: &Array2<f64>) -> Array2<f64> {
     let r = y.ncols();
-    // Per-thread partial sums over row blocks, added in block order (deterministic).
-    let block = 256;
+    // Partial sums over row blocks, added in block order (deterministic: the blocks depend on
+    // n only). At most ~64 blocks, so the partials stay small for large n.
+    let block = x.n_rows.div_ceil(64).max(256);
     let partials: Vec<Array2<f64>> = (0..x.n_rows.div_ceil(block))
         .into_par_iter()
         .map(|b| {

@@ -142,17 +142,7 @@ mod tests {
 
     fn sparse_batch() -> Csr<f64> {
         let dense = random(5, 9, 1.0, 21).mapv(|v| if v.abs() < 0.6 { 0.0 } else { v });
-        let mut m = Csr::with_cols(9);
-        for row in dense.rows() {
-            let (c, v): (Vec<u32>, Vec<f64>) = row
-                .iter()
-                .enumerate()
-                .filter(|(_, &v)| v != 0.0)
-                .map(|(j, &v)| (j as u32, v))
-                .unzip();
-            m.push_row(&c, &v);
-        }
-        m
+        Csr::from_dense(&dense)
     }
 
     /// L = Σ G ⊙ relu(x·Wᵀ + b) for a sparse x; gradients w.r.t. W and b.

@@ -4,7 +4,7 @@
 //! a header `gene,CELL1,CELL2,…` and one gene per row. Values must be finite and
 //! non-negative; rows must all have the header's length. Only nonzeros are kept.
 
-use super::{open_text, tenx::check_unique, Dataset};
+use super::{csv_error, csv_reader, tenx::check_unique, Dataset};
 use crate::csr::Csr;
 use crate::error::{Error, Result};
 use std::path::Path;
@@ -17,22 +17,8 @@ pub fn read(path: &Path, transpose: bool) -> Result<Dataset> {
     } else {
         b','
     };
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .has_headers(true)
-        .from_reader(open_text(path)?);
-    let csv_err = |e: csv::Error| {
-        let line = e.position().map(|p| p.line() as usize);
-        let msg = match e.kind() {
-            csv::ErrorKind::UnequalLengths {
-                expected_len, len, ..
-            } => {
-                format!("row has {len} fields, expected {expected_len} like the header")
-            }
-            _ => format!("cannot parse CSV: {e}"),
-        };
-        Error::parse(path, line, msg)
-    };
+    let mut reader = csv_reader(path, delimiter)?;
+    let csv_err = |e: csv::Error| csv_error(path, e);
     let header = reader.headers().map_err(csv_err)?.clone();
     if header.len() < 2 {
         return Err(Error::parse(

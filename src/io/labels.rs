@@ -2,7 +2,7 @@
 //! column named by `--label-column`) is the label. Empty and `NA` labels mean "unlabelled".
 //! Used for the Seurat cell types and for cluster assignments alike.
 
-use super::open_text;
+use super::{csv_error, csv_reader};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::path::Path;
@@ -28,13 +28,8 @@ impl Labels {
 
 /// Reads a label table. `column` names the label column; by default it is the second.
 pub fn read(path: &Path, column: Option<&str>) -> Result<Labels> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .from_reader(open_text(path)?);
-    let csv_err = |e: csv::Error| {
-        let line = e.position().map(|p| p.line() as usize);
-        Error::parse(path, line, format!("cannot parse CSV: {e}"))
-    };
+    let mut reader = csv_reader(path, b',')?;
+    let csv_err = |e: csv::Error| csv_error(path, e);
     let header = reader.headers().map_err(csv_err)?.clone();
     let names: Vec<&str> = header.iter().map(str::trim).collect();
     let col = match column {

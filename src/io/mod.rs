@@ -115,6 +115,29 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
+/// A CSV reader over `path` (gzip or not) that expects a header row.
+pub fn csv_reader(path: &Path, delimiter: u8) -> Result<csv::Reader<Box<dyn BufRead>>> {
+    Ok(csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(true)
+        .from_reader(open_text(path)?))
+}
+
+/// Turns a csv crate error into one naming `path`, the line, and (for a ragged row) the
+/// field counts.
+pub fn csv_error(path: &Path, e: csv::Error) -> Error {
+    let line = e.position().map(|p| p.line() as usize);
+    let msg = match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => {
+            format!("row has {len} fields, expected {expected_len} like the header")
+        }
+        _ => format!("cannot parse CSV: {e}"),
+    };
+    Error::parse(path, line, msg)
+}
+
 /// Reads all lines of a text file (gzip or not), mapping decoder failures (a truncated gzip
 /// stream, invalid UTF-8) to an error naming the file and line.
 pub fn read_lines(path: &Path) -> Result<Vec<String>> {

@@ -2,7 +2,7 @@
 //! cellvae writes starts with `barcode`.
 
 use super::atomic::write_atomic;
-use super::open_text;
+use super::{csv_error, csv_reader};
 use crate::error::{Error, Result};
 use ndarray::Array2;
 use std::path::Path;
@@ -43,21 +43,8 @@ pub fn write(
 /// Reads a table written by [`write()`] (or any CSV of that shape). Every value must be a finite
 /// number and every row as long as the header.
 pub fn read(path: &Path) -> Result<Table> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .from_reader(open_text(path)?);
-    let csv_err = |e: csv::Error| {
-        let line = e.position().map(|p| p.line() as usize);
-        let msg = match e.kind() {
-            csv::ErrorKind::UnequalLengths {
-                expected_len, len, ..
-            } => {
-                format!("row has {len} fields, expected {expected_len} like the header")
-            }
-            _ => format!("cannot parse CSV: {e}"),
-        };
-        Error::parse(path, line, msg)
-    };
+    let mut reader = csv_reader(path, b',')?;
+    let csv_err = |e: csv::Error| csv_error(path, e);
     let header = reader.headers().map_err(csv_err)?.clone();
     if header.len() < 2 {
         return Err(Error::parse(

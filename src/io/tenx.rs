@@ -172,16 +172,7 @@ pub fn from_dense(
     barcodes: Vec<String>,
     genes: Vec<String>,
 ) -> Dataset {
-    let mut m = Csr::with_cols(values.ncols());
-    for row in values.rows() {
-        let (c, v): (Vec<u32>, Vec<f32>) = row
-            .iter()
-            .enumerate()
-            .filter(|(_, &v)| v != 0.0)
-            .map(|(j, &v)| (j as u32, v))
-            .unzip();
-        m.push_row(&c, &v);
-    }
+    let m = Csr::from_dense(values);
     Dataset {
         matrix: m,
         barcodes,

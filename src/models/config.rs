@@ -190,6 +190,31 @@ impl ModelConfig {
         Ok(())
     }
 
+    /// Number of trainable values of this network on `n_genes` inputs, without building it
+    /// (`None` on overflow). Lets a checkpoint reader reject a configuration that does not
+    /// match the tensors in the file before allocating anything.
+    pub fn param_count(&self, n_genes: usize) -> Option<usize> {
+        let linear = |i: usize, o: usize| i.checked_mul(o)?.checked_add(o);
+        let mut total = linear(n_genes, *self.trunk.first()?)?;
+        for w in self.trunk.windows(2) {
+            total = total.checked_add(linear(w[0], w[1])?)?;
+        }
+        let top = *self.trunk.last()?;
+        let head = if self.head_hidden > 0 {
+            linear(top, self.head_hidden)?.checked_add(linear(self.head_hidden, self.latent)?)?
+        } else {
+            linear(top, self.latent)?
+        };
+        total = total.checked_add(head.checked_mul(self.kind.heads().len())?)?;
+        let mut widths = vec![self.latent];
+        widths.extend(&self.decoder);
+        widths.push(n_genes);
+        for w in widths.windows(2) {
+            total = total.checked_add(linear(w[0], w[1])?)?;
+        }
+        Some(total)
+    }
+
     /// Selection sharpness at `step` of `total` steps: constant, or 50 → 200 when scheduled.
     pub fn c_at(&self, step: usize, total: usize) -> f64 {
         if self.vsc_c_schedule && total > 1 {
@@ -244,5 +269,35 @@ impl ModelConfig {
             vsc_alpha: f("vsc_alpha")?,
             vsc_c_schedule: v.get("vsc_c_schedule")?.as_bool()?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vsc_c_schedule_runs_from_50_to_200() {
+        let mut c = ModelConfig::preset(ModelKind::Vsc, Preset::Paper);
+        assert_eq!(c.c_at(0, 100), 50.0);
+        assert_eq!(c.c_at(99, 100), 50.0);
+        c.vsc_c_schedule = true;
+        assert_eq!(c.c_at(0, 100), 50.0);
+        assert_eq!(c.c_at(99, 100), 200.0);
+        assert!((c.c_at(33, 100) - 100.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn json_round_trip_and_validation() {
+        for kind in ModelKind::ALL {
+            for preset in [Preset::Paper, Preset::SeedCode] {
+                let c = ModelConfig::preset(kind, preset);
+                assert_eq!(ModelConfig::from_json(&c.to_json()), Some(c.clone()));
+                assert!(c.validate().is_ok());
+            }
+        }
+        let mut bad = ModelConfig::preset(ModelKind::Vae, Preset::Paper);
+        bad.latent = 0;
+        assert!(bad.validate().is_err());
     }
 }

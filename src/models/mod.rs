@@ -4,6 +4,7 @@ pub mod codes;
 pub mod config;
 pub mod latent;
 pub mod network;
+pub mod params;
 
 pub use config::{ModelConfig, ModelKind, Preset};
 pub use latent::Noise;

@@ -16,14 +16,13 @@
 use super::config::{ModelConfig, ModelKind};
 use super::latent::{self, Noise};
 use crate::csr::{Csc, Csr};
-use crate::engine::adam::Parameters;
 use crate::engine::dense::Dense;
 use crate::engine::relu::act_backward;
 use crate::engine::rng::{stream, Stream};
 use crate::engine::sparse_dense::SparseDense;
 use crate::engine::{mse, Activation, Scalar};
 use crate::error::{Error, Result};
-use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
 
 /// One encoder head: an optional hidden ReLU branch, then a linear map to the latent size.
 #[derive(Clone, Debug)]
@@ -358,152 +357,6 @@ impl<T: Scalar> Network<T> {
             head.out.zero_grad();
         }
         self.decoder.iter_mut().for_each(Dense::zero_grad);
-    }
-
-    /// Every parameter tensor as `(PyTorch state_dict name, PyTorch shape, values)`, in the
-    /// order [`Parameters::for_each_param`] visits them. The first layer's weight is
-    /// transposed back to PyTorch's `(out, in)`.
-    pub fn state_dict(&self) -> Vec<(String, Vec<usize>, Vec<T>)> {
-        self.tensors(false)
-    }
-
-    /// The gradients, named and shaped as [`Network::state_dict`].
-    pub fn grad_dict(&self) -> Vec<(String, Vec<usize>, Vec<T>)> {
-        self.tensors(true)
-    }
-
-    fn tensors(&self, grads: bool) -> Vec<(String, Vec<usize>, Vec<T>)> {
-        let mut out = Vec::new();
-        let (w0, b0) = if grads {
-            (
-                self.first.dweight_t.t().as_standard_layout().into_owned(),
-                &self.first.dbias,
-            )
-        } else {
-            (self.first.weight_out_in(), &self.first.bias)
-        };
-        out.push((
-            "encoder.0.weight".into(),
-            vec![w0.nrows(), w0.ncols()],
-            w0.iter().copied().collect(),
-        ));
-        out.push(("encoder.0.bias".into(), vec![b0.len()], b0.to_vec()));
-        for (name, layer) in self.named_dense() {
-            let (w, b) = if grads {
-                (&layer.dweight, &layer.dbias)
-            } else {
-                (&layer.weight, &layer.bias)
-            };
-            out.push((
-                format!("{name}.weight"),
-                vec![layer.n_out(), layer.n_in()],
-                w.iter().copied().collect(),
-            ));
-            out.push((format!("{name}.bias"), vec![layer.n_out()], b.to_vec()));
-        }
-        out
-    }
-
-    /// The dense layers with their state_dict prefixes, in parameter order.
-    fn named_dense(&self) -> Vec<(String, &Dense<T>)> {
-        let mut v: Vec<(String, &Dense<T>)> = Vec::new();
-        for (k, l) in self.trunk.iter().enumerate() {
-            v.push((format!("encoder.{}", k + 1), l));
-        }
-        for head in &self.heads {
-            if let Some(h) = &head.hidden {
-                v.push((format!("heads.{}.hidden", head.name), h));
-            }
-            v.push((format!("heads.{}.out", head.name), &head.out));
-        }
-        for (k, l) in self.decoder.iter().enumerate() {
-            v.push((format!("decoder.{k}"), l));
-        }
-        v
-    }
-
-    /// Replaces every parameter from `(name → (shape, values))`; names and shapes must match
-    /// [`Network::state_dict`] exactly.
-    pub fn load_state_dict(
-        &mut self,
-        tensors: &std::collections::HashMap<String, (Vec<usize>, Vec<T>)>,
-    ) -> Result<()> {
-        let expected = self.state_dict();
-        if tensors.len() != expected.len() {
-            return Err(Error::data(format!(
-                "checkpoint has {} tensors, this {} network needs {}",
-                tensors.len(),
-                self.config.kind.name(),
-                expected.len()
-            )));
-        }
-        let mut values = Vec::with_capacity(expected.len());
-        for (name, shape, _) in &expected {
-            let (got_shape, v) = tensors
-                .get(name)
-                .ok_or_else(|| Error::data(format!("checkpoint lacks tensor '{name}'")))?;
-            if got_shape != shape {
-                return Err(Error::data(format!(
-                    "tensor '{name}' has shape {got_shape:?}, expected {shape:?}"
-                )));
-            }
-            values.push(v);
-        }
-        let w0 = Array2::from_shape_vec((expected[0].1[0], expected[0].1[1]), values[0].clone())
-            .map_err(|e| Error::data(e.to_string()))?;
-        self.first.weight_t = w0.t().as_standard_layout().into_owned();
-        self.first.bias = Array1::from(values[1].clone());
-        let mut k = 2;
-        for layer in self.dense_mut() {
-            layer
-                .weight
-                .as_slice_mut()
-                .expect("standard layout")
-                .copy_from_slice(values[k]);
-            layer
-                .bias
-                .as_slice_mut()
-                .expect("standard layout")
-                .copy_from_slice(values[k + 1]);
-            k += 2;
-        }
-        Ok(())
-    }
-
-    /// The dense layers in parameter order, mutably.
-    fn dense_mut(&mut self) -> Vec<&mut Dense<T>> {
-        let mut v: Vec<&mut Dense<T>> = self.trunk.iter_mut().collect();
-        for head in &mut self.heads {
-            if let Some(h) = &mut head.hidden {
-                v.push(h);
-            }
-            v.push(&mut head.out);
-        }
-        v.extend(self.decoder.iter_mut());
-        v
-    }
-}
-
-impl<T: Scalar> Parameters<T> for Network<T> {
-    fn for_each_param(&mut self, f: &mut dyn FnMut(&mut [T], &[T])) {
-        f(
-            self.first.weight_t.as_slice_mut().expect("standard layout"),
-            self.first.dweight_t.as_slice().expect("standard layout"),
-        );
-        f(
-            self.first.bias.as_slice_mut().expect("standard layout"),
-            self.first.dbias.as_slice().expect("standard layout"),
-        );
-        for layer in self.dense_mut() {
-            f(
-                layer.weight.as_slice_mut().expect("standard layout"),
-                layer.dweight.as_slice().expect("standard layout"),
-            );
-            f(
-                layer.bias.as_slice_mut().expect("standard layout"),
-                layer.dbias.as_slice().expect("standard layout"),
-            );
-        }
     }
 }
 

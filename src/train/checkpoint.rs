@@ -160,6 +160,22 @@ pub fn from_bytes(bytes: &[u8]) -> std::result::Result<(Network<f32>, Checkpoint
     if meta.gene_ids.len() != meta.gene_names.len() || meta.gene_ids.is_empty() {
         return Err("metadata 'gene_ids' and 'gene_names' disagree".into());
     }
+    meta.config
+        .validate()
+        .map_err(|e| format!("metadata 'config': {e}"))?;
+    let stored: usize = st
+        .tensors()
+        .iter()
+        .map(|(_, v)| v.shape().iter().product::<usize>())
+        .sum();
+    let needed = meta.config.param_count(meta.gene_ids.len());
+    if needed != Some(stored) {
+        return Err(format!(
+            "its tensors hold {stored} values, but its configuration on {} genes needs {}",
+            meta.gene_ids.len(),
+            needed.map_or("an impossible number".into(), |n| n.to_string())
+        ));
+    }
     let mut net =
         Network::new(meta.config.clone(), meta.gene_ids.len(), 0).map_err(|e| e.to_string())?;
     let mut tensors = HashMap::new();

@@ -117,10 +117,11 @@ pub fn knn(x: &Array2<f64>, k: usize) -> Vec<Vec<(f64, u32)>> {
             let k = k.min(d.len());
             if k < d.len() {
                 d.select_nth_unstable_by(k, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-                d.truncate(k);
             }
-            d.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            d
+            // A new vector of k entries: keeping the n-long one alive would cost O(n²) memory.
+            let mut nearest = d[..k].to_vec();
+            nearest.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            nearest
         })
         .collect()
 }
