@@ -80,7 +80,7 @@ impl fmt::Display for Error {
             Error::NonFinite { epoch, batch, what } => write!(
                 f,
                 "training diverged: {what} is not finite at epoch {epoch}, batch {batch} \
-                 (try a lower --lr or the mean reduction)"
+                 (try a lower --lr)"
             ),
         }
     }

@@ -52,6 +52,15 @@ fn entropy(counts: &[u64], n: f64) -> f64 {
 }
 
 /// Scores `pred` against `truth` (equal lengths; labels already encoded as `0..k`).
+///
+/// ```
+/// use cellvae::analysis::metrics::{encode, scores};
+/// // The same partition under other names is a perfect match.
+/// let truth = encode(&["T", "T", "B", "B", "NK"]);
+/// let pred = encode(&[2, 2, 0, 0, 1]);
+/// let s = scores(&truth, &pred);
+/// assert_eq!((s.ari, s.nmi_geometric, s.homogeneity), (1.0, 1.0, 1.0));
+/// ```
 pub fn scores(truth: &[usize], pred: &[usize]) -> Scores {
     assert_eq!(truth.len(), pred.len(), "label vectors differ in length");
     let n = truth.len();

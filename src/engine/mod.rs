@@ -33,6 +33,12 @@ pub use relu::Activation;
 pub use scalar::Scalar;
 
 /// How a loss summed over a minibatch is reduced to the value that is minimised.
+///
+/// ```
+/// use cellvae::engine::Reduction;
+/// assert_eq!(Reduction::Mean.factor(256), 1.0 / 256.0);
+/// assert_eq!(Reduction::Sum.factor(256), 1.0);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reduction {
     /// Sum over cells (and genes / latent dimensions): the study's code (`seed-code`).

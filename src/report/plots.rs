@@ -6,8 +6,12 @@
 //! - [`projections_3d`]: the 3-D t-SNE as three 2-D projections;
 //! - [`loss_curves`]: reconstruction per entry and KL per cell over the epochs;
 //! - [`score_bars`]: the four scores of every model, PCA beside them.
+//!
+//! The loss curves and the score bars are also written as SVG (vector drawings suit them);
+//! the scatter plots of thousands of points stay PNG.
 
 use crate::error::{Error, Result};
+use crate::io::atomic::write_atomic;
 use crate::train::EpochRecord;
 use ndarray::Array2;
 use plotters::coord::Shift;
@@ -88,6 +92,24 @@ fn png(
             Err(plot_err(path, e))
         }
     }
+}
+
+/// Draws an SVG of `size` through `draw`, atomically. Text refers to the font family by name;
+/// a viewer without DejaVu Sans substitutes its own sans-serif.
+fn svg(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> std::result::Result<(), String>,
+) -> Result<()> {
+    ensure_font().map_err(|e| plot_err(path, e))?;
+    let mut text = String::new();
+    {
+        let root = SVGBackend::with_string(&mut text, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+        draw(&root).map_err(|e| plot_err(path, e))?;
+        root.present().map_err(|e| plot_err(path, e))?;
+    }
+    write_atomic(path, |w| w.write_all(text.as_bytes()))
 }
 
 /// Axis range of a column with a 5 % margin.
@@ -270,110 +292,128 @@ pub fn projections_3d(
     })
 }
 
-/// Reconstruction per matrix entry and KL per cell over the epochs, one line per model.
+/// Reconstruction per matrix entry and KL per cell over the epochs, one line per model; PNG
+/// and, beside it, SVG.
 pub fn loss_curves(path: &Path, runs: &[(String, Vec<EpochRecord>)]) -> Result<()> {
-    png(path, (1300, 520), |root| {
-        let (left, right) = root.split_horizontally(650);
-        type Panel<'a, DB> = (
-            &'a DrawingArea<DB, Shift>,
-            &'static str,
-            fn(&EpochRecord) -> f64,
-        );
-        let panels: [Panel<'_, _>; 2] = [
-            (&left, "reconstruction per matrix entry", |r| {
-                r.recon_per_entry
-            }),
-            (&right, "KL per cell (before β)", |r| r.kl),
-        ];
-        for (area, title, get) in panels {
-            let epochs = runs.iter().map(|r| r.1.len()).max().unwrap_or(1).max(2);
-            let yr = range(runs.iter().flat_map(|r| r.1.iter().map(get)));
-            let mut chart = ChartBuilder::on(area)
-                .caption(title, (FAMILY, 20))
-                .margin(10)
-                .x_label_area_size(30)
-                .y_label_area_size(60)
-                .build_cartesian_2d(1f64..epochs as f64, yr)
-                .map_err(|e| e.to_string())?;
-            chart
-                .configure_mesh()
-                .x_desc("epoch")
-                .label_style((FAMILY, 12))
-                .draw()
-                .map_err(|e| e.to_string())?;
-            for (k, (name, recs)) in runs.iter().enumerate() {
-                let c = colour(k);
-                chart
-                    .draw_series(LineSeries::new(
-                        recs.iter().map(|r| (r.epoch as f64, get(r))),
-                        c.stroke_width(2),
-                    ))
-                    .map_err(|e| e.to_string())?
-                    .label(name.as_str())
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
-                    });
-            }
-            chart
-                .configure_series_labels()
-                .label_font((FAMILY, 13))
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(|e| e.to_string())?;
-        }
-        Ok(())
+    png(path, (1300, 520), |root| draw_loss_curves(root, runs))?;
+    svg(&path.with_extension("svg"), (1300, 520), |root| {
+        draw_loss_curves(root, runs)
     })
 }
 
-/// Grouped bars: for every model its NMI (geometric), ARI, homogeneity and completeness.
-pub fn score_bars(path: &Path, rows: &[(String, [f64; 4])]) -> Result<()> {
-    const NAMES: [&str; 4] = ["NMI (geometric)", "ARI", "homogeneity", "completeness"];
-    png(path, (1000, 560), |root| {
-        let n = rows.len().max(1) as f64;
-        let lo = rows.iter().flat_map(|r| r.1).fold(0.0f64, f64::min);
-        let mut chart = ChartBuilder::on(root)
-            .caption("clustering scores against the cell types", (FAMILY, 22))
-            .margin(12)
-            .x_label_area_size(34)
-            .y_label_area_size(50)
-            .build_cartesian_2d(0f64..n, lo.min(0.0)..1.0f64)
+fn draw_loss_curves<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    runs: &[(String, Vec<EpochRecord>)],
+) -> std::result::Result<(), String> {
+    let (left, right) = root.split_horizontally(650);
+    type Panel<'a, DB> = (
+        &'a DrawingArea<DB, Shift>,
+        &'static str,
+        fn(&EpochRecord) -> f64,
+    );
+    let panels: [Panel<'_, _>; 2] = [
+        (&left, "reconstruction per matrix entry", |r| {
+            r.recon_per_entry
+        }),
+        (&right, "KL per cell (before β)", |r| r.kl),
+    ];
+    for (area, title, get) in panels {
+        let epochs = runs.iter().map(|r| r.1.len()).max().unwrap_or(1).max(2);
+        let yr = range(runs.iter().flat_map(|r| r.1.iter().map(get)));
+        let mut chart = ChartBuilder::on(area)
+            .caption(title, (FAMILY, 20))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(60)
+            .build_cartesian_2d(1f64..epochs as f64, yr)
             .map_err(|e| e.to_string())?;
-        let labels: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
         chart
             .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(rows.len() * 2 + 1)
-            .x_label_formatter(&|x| {
-                let i = x.floor() as usize;
-                if (x - i as f64 - 0.5).abs() < 0.26 {
-                    labels.get(i).cloned().unwrap_or_default()
-                } else {
-                    String::new()
-                }
-            })
-            .label_style((FAMILY, 14))
+            .x_desc("epoch")
+            .label_style((FAMILY, 12))
             .draw()
             .map_err(|e| e.to_string())?;
-        for (m, name) in NAMES.iter().enumerate() {
-            let c = colour(m);
+        for (k, (name, recs)) in runs.iter().enumerate() {
+            let c = colour(k);
             chart
-                .draw_series(rows.iter().enumerate().map(|(i, r)| {
-                    let x0 = i as f64 + 0.1 + 0.2 * m as f64;
-                    Rectangle::new([(x0, 0.0), (x0 + 0.18, r.1[m])], c.filled())
-                }))
+                .draw_series(LineSeries::new(
+                    recs.iter().map(|r| (r.epoch as f64, get(r))),
+                    c.stroke_width(2),
+                ))
                 .map_err(|e| e.to_string())?
-                .label(*name)
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()
             .label_font((FAMILY, 13))
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
             .draw()
             .map_err(|e| e.to_string())?;
-        Ok(())
+    }
+    Ok(())
+}
+
+/// Grouped bars: for every model its NMI (geometric), ARI, homogeneity and completeness; PNG
+/// and, beside it, SVG.
+pub fn score_bars(path: &Path, rows: &[(String, [f64; 4])]) -> Result<()> {
+    png(path, (1000, 560), |root| draw_score_bars(root, rows))?;
+    svg(&path.with_extension("svg"), (1000, 560), |root| {
+        draw_score_bars(root, rows)
     })
+}
+
+fn draw_score_bars<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    rows: &[(String, [f64; 4])],
+) -> std::result::Result<(), String> {
+    const NAMES: [&str; 4] = ["NMI (geometric)", "ARI", "homogeneity", "completeness"];
+    let n = rows.len().max(1) as f64;
+    let lo = rows.iter().flat_map(|r| r.1).fold(0.0f64, f64::min);
+    let mut chart = ChartBuilder::on(root)
+        .caption("clustering scores against the cell types", (FAMILY, 22))
+        .margin(12)
+        .x_label_area_size(34)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0f64..n, lo.min(0.0)..1.0f64)
+        .map_err(|e| e.to_string())?;
+    let labels: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(rows.len() * 2 + 1)
+        .x_label_formatter(&|x| {
+            let i = x.floor() as usize;
+            if (x - i as f64 - 0.5).abs() < 0.26 {
+                labels.get(i).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .label_style((FAMILY, 14))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (m, name) in NAMES.iter().enumerate() {
+        let c = colour(m);
+        chart
+            .draw_series(rows.iter().enumerate().map(|(i, r)| {
+                let x0 = i as f64 + 0.1 + 0.2 * m as f64;
+                Rectangle::new([(x0, 0.0), (x0 + 0.18, r.1[m])], c.filled())
+            }))
+            .map_err(|e| e.to_string())?
+            .label(*name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .label_font((FAMILY, 13))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(())
 }
