@@ -140,10 +140,11 @@ pub fn check_unique(path: &Path, barcodes: &[String], first_line: usize) -> Resu
 /// atomically.
 pub fn write_dir(dir: &Path, d: &Dataset, comment: &str) -> Result<()> {
     super::atomic::ensure_dir(dir)?;
+    // Buffer in front of the compressor: it is slow when fed one short line at a time.
     let gz = |w: &mut dyn Write, body: &dyn Fn(&mut dyn Write) -> std::io::Result<()>| {
-        let mut enc = GzEncoder::new(w, Compression::fast());
-        body(&mut enc)?;
-        enc.finish().map(|_| ())
+        let mut buffered = std::io::BufWriter::with_capacity(1 << 16, GzEncoder::new(w, Compression::fast()));
+        body(&mut buffered)?;
+        buffered.into_inner().map_err(|e| e.into_error())?.finish().map(|_| ())
     };
     write_atomic(&dir.join("genes.tsv.gz"), |w| {
         gz(w, &|w| {
