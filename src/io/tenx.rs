@@ -142,9 +142,14 @@ pub fn write_dir(dir: &Path, d: &Dataset, comment: &str) -> Result<()> {
     super::atomic::ensure_dir(dir)?;
     // Buffer in front of the compressor: it is slow when fed one short line at a time.
     let gz = |w: &mut dyn Write, body: &dyn Fn(&mut dyn Write) -> std::io::Result<()>| {
-        let mut buffered = std::io::BufWriter::with_capacity(1 << 16, GzEncoder::new(w, Compression::fast()));
+        let mut buffered =
+            std::io::BufWriter::with_capacity(1 << 16, GzEncoder::new(w, Compression::fast()));
         body(&mut buffered)?;
-        buffered.into_inner().map_err(|e| e.into_error())?.finish().map(|_| ())
+        buffered
+            .into_inner()
+            .map_err(|e| e.into_error())?
+            .finish()
+            .map(|_| ())
     };
     write_atomic(&dir.join("genes.tsv.gz"), |w| {
         gz(w, &|w| {

@@ -22,8 +22,9 @@ struct Node<const D: usize> {
     /// The cell's points are `order[start..end]`.
     start: usize,
     end: usize,
-    /// Children, empty for a leaf.
-    children: Vec<u32>,
+    /// Children: the first `n_children` entries (none for a leaf).
+    children: [u32; 8],
+    n_children: u8,
 }
 
 /// A space-partitioning tree over the current embedding.
@@ -81,7 +82,8 @@ impl<const D: usize> Tree<D> {
             width,
             start,
             end,
-            children: Vec::new(),
+            children: [0; 8],
+            n_children: 0,
         });
         if count <= 1 || depth >= MAX_DEPTH {
             return id;
@@ -107,7 +109,7 @@ impl<const D: usize> Tree<D> {
             next[o] += 1;
         }
         self.order[start..end].copy_from_slice(&scratch[..count]);
-        let mut children = Vec::new();
+        let (mut children, mut n_children) = ([0u32; 8], 0u8);
         for o in 0..(1 << D) {
             if counts[o] == 0 {
                 continue;
@@ -129,23 +131,34 @@ impl<const D: usize> Tree<D> {
                 depth + 1,
                 scratch,
             );
-            children.push(child);
+            children[n_children as usize] = child;
+            n_children += 1;
         }
-        self.nodes[id as usize].children = children;
+        let node = &mut self.nodes[id as usize];
+        node.children = children;
+        node.n_children = n_children;
         id
     }
 
     /// Approximate repulsion `R_i` and `Σ_{j≠i} w_ij` for point `i`.
-    fn repulsion(&self, i: usize, y: &[Vec<f32>; D], nu: f32, theta: f64) -> ([f64; D], f64) {
+    fn repulsion(
+        &self,
+        i: usize,
+        y: &[Vec<f32>; D],
+        nu: f32,
+        theta: f64,
+        stack: &mut Vec<u32>,
+    ) -> ([f64; D], f64) {
         let yi: [f64; D] = std::array::from_fn(|d| y[d][i] as f64);
         let mut rep = [0.0f64; D];
         let mut z = 0.0f64;
-        let mut stack = vec![0u32];
+        stack.clear();
+        stack.push(0);
         while let Some(id) = stack.pop() {
             let node = &self.nodes[id as usize];
             let diff: [f64; D] = std::array::from_fn(|d| yi[d] - node.com[d]);
             let d2: f64 = diff.iter().map(|v| v * v).sum();
-            if node.children.is_empty() {
+            if node.n_children == 0 {
                 for &j in &self.order[node.start..node.end] {
                     if j as usize == i {
                         continue;
@@ -168,7 +181,7 @@ impl<const D: usize> Tree<D> {
                     rep[d] += m * w * u * diff[d];
                 }
             } else {
-                stack.extend(node.children.iter().rev());
+                stack.extend(node.children[..node.n_children as usize].iter().rev());
             }
         }
         (rep, z)
@@ -188,7 +201,7 @@ pub fn gradient<const D: usize>(
     let tree = Tree::build(y);
     let rows: Vec<([f64; D], [f64; D], f64)> = (0..n)
         .into_par_iter()
-        .map(|i| {
+        .map_init(Vec::new, |stack, i| {
             let mut attr = [0.0f64; D];
             for k in p.indptr[i]..p.indptr[i + 1] {
                 let j = p.indices[k] as usize;
@@ -198,7 +211,7 @@ pub fn gradient<const D: usize>(
                     attr[d] += p.values[k] * u as f64 * diff[d];
                 }
             }
-            let (rep, z) = tree.repulsion(i, y, nu, theta);
+            let (rep, z) = tree.repulsion(i, y, nu, theta, stack);
             (attr, rep, z)
         })
         .collect();
