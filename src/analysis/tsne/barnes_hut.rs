@@ -16,15 +16,30 @@ const MAX_DEPTH: usize = 48;
 #[derive(Clone, Debug)]
 struct Node<const D: usize> {
     com: [f64; D],
-    count: usize,
+    count: u32,
     /// Side length of the cell.
     width: f64,
     /// The cell's points are `order[start..end]`.
-    start: usize,
-    end: usize,
-    /// Children: the first `n_children` entries (none for a leaf).
-    children: [u32; 8],
+    start: u32,
+    end: u32,
+    /// Children are the contiguous nodes `first_child..first_child + n_children` (none for a
+    /// leaf); keeping siblings together keeps the walk in fewer cache lines.
+    first_child: u32,
     n_children: u8,
+}
+
+impl<const D: usize> Node<D> {
+    fn empty() -> Self {
+        Node {
+            com: [0.0; D],
+            count: 0,
+            width: 0.0,
+            start: 0,
+            end: 0,
+            first_child: 0,
+            n_children: 0,
+        }
+    }
 }
 
 /// A space-partitioning tree over the current embedding.
@@ -52,13 +67,15 @@ impl<const D: usize> Tree<D> {
             order: (0..n as u32).collect(),
         };
         let mut scratch = vec![0u32; n];
-        tree.build_node(y, 0, n, centre, width, 0, &mut scratch);
+        tree.nodes.push(Node::empty());
+        tree.fill_node(0, y, 0, n, centre, width, 0, &mut scratch);
         tree
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn build_node(
+    fn fill_node(
         &mut self,
+        id: usize,
         y: &[Vec<f32>; D],
         start: usize,
         end: usize,
@@ -66,7 +83,7 @@ impl<const D: usize> Tree<D> {
         width: f64,
         depth: usize,
         scratch: &mut [u32],
-    ) -> u32 {
+    ) {
         let mut com = [0.0; D];
         for &p in &self.order[start..end] {
             for d in 0..D {
@@ -75,18 +92,17 @@ impl<const D: usize> Tree<D> {
         }
         let count = end - start;
         com.iter_mut().for_each(|c| *c /= count as f64);
-        let id = self.nodes.len() as u32;
-        self.nodes.push(Node {
+        self.nodes[id] = Node {
             com,
-            count,
+            count: count as u32,
             width,
-            start,
-            end,
-            children: [0; 8],
+            start: start as u32,
+            end: end as u32,
+            first_child: 0,
             n_children: 0,
-        });
+        };
         if count <= 1 || depth >= MAX_DEPTH {
-            return id;
+            return;
         }
         // Counting sort of the points into the 2^D orthants.
         let orthant = |p: u32| -> usize {
@@ -109,11 +125,14 @@ impl<const D: usize> Tree<D> {
             next[o] += 1;
         }
         self.order[start..end].copy_from_slice(&scratch[..count]);
-        let (mut children, mut n_children) = ([0u32; 8], 0u8);
-        for o in 0..(1 << D) {
-            if counts[o] == 0 {
-                continue;
-            }
+        // Reserve the children's slots together, then fill each.
+        let occupied: Vec<usize> = (0..(1 << D)).filter(|&o| counts[o] > 0).collect();
+        let first = self.nodes.len();
+        self.nodes
+            .extend((0..occupied.len()).map(|_| Node::empty()));
+        self.nodes[id].first_child = first as u32;
+        self.nodes[id].n_children = occupied.len() as u8;
+        for (k, &o) in occupied.iter().enumerate() {
             let child_centre: [f64; D] = std::array::from_fn(|d| {
                 centre[d]
                     + if (o >> d) & 1 == 1 {
@@ -122,7 +141,8 @@ impl<const D: usize> Tree<D> {
                         -width / 4.0
                     }
             });
-            let child = self.build_node(
+            self.fill_node(
+                first + k,
                 y,
                 start + offsets[o],
                 start + offsets[o + 1],
@@ -131,13 +151,7 @@ impl<const D: usize> Tree<D> {
                 depth + 1,
                 scratch,
             );
-            children[n_children as usize] = child;
-            n_children += 1;
         }
-        let node = &mut self.nodes[id as usize];
-        node.children = children;
-        node.n_children = n_children;
-        id
     }
 
     /// Approximate repulsion `R_i` and `Σ_{j≠i} w_ij` for point `i`.
@@ -158,8 +172,18 @@ impl<const D: usize> Tree<D> {
             let node = &self.nodes[id as usize];
             let diff: [f64; D] = std::array::from_fn(|d| yi[d] - node.com[d]);
             let d2: f64 = diff.iter().map(|v| v * v).sum();
-            if node.n_children == 0 {
-                for &j in &self.order[node.start..node.end] {
+            if node.count == 1 {
+                // A one-point leaf: its centre of mass is the point itself.
+                if self.order[node.start as usize] as usize != i {
+                    let (w, u) = kernel_and_factor(d2 as f32, nu);
+                    let (w, u) = (w as f64, u as f64);
+                    z += w;
+                    for d in 0..D {
+                        rep[d] += w * u * diff[d];
+                    }
+                }
+            } else if node.n_children == 0 {
+                for &j in &self.order[node.start as usize..node.end as usize] {
                     if j as usize == i {
                         continue;
                     }
@@ -181,7 +205,7 @@ impl<const D: usize> Tree<D> {
                     rep[d] += m * w * u * diff[d];
                 }
             } else {
-                stack.extend(node.children[..node.n_children as usize].iter().rev());
+                stack.extend((node.first_child..node.first_child + node.n_children as u32).rev());
             }
         }
         (rep, z)
