@@ -4,7 +4,7 @@
 //! a header `gene,CELL1,CELL2,…` and one gene per row. Values must be finite and
 //! non-negative; rows must all have the header's length. Only nonzeros are kept.
 
-use super::{csv_error, csv_reader, tenx::check_unique, Dataset};
+use super::{csv_error, csv_reader, tenx::check_unique, value_columns, Dataset};
 use crate::csr::Csr;
 use crate::error::{Error, Result};
 use std::path::Path;
@@ -19,19 +19,11 @@ pub fn read(path: &Path, transpose: bool) -> Result<Dataset> {
     };
     let mut reader = csv_reader(path, delimiter)?;
     let csv_err = |e: csv::Error| csv_error(path, e);
-    let header = reader.headers().map_err(csv_err)?.clone();
-    if header.len() < 2 {
-        return Err(Error::parse(
-            path,
-            Some(1),
-            "expected a header with an ID column and at least one value column",
-        ));
-    }
-    let columns: Vec<String> = header
-        .iter()
-        .skip(1)
-        .map(|s| s.trim().to_string())
-        .collect();
+    let columns = value_columns(
+        path,
+        &mut reader,
+        "expected a header with an ID column and at least one value column",
+    )?;
     let mut row_names = Vec::new();
     let mut triplets: Vec<(u32, u32, f32)> = Vec::new();
     let mut record = csv::StringRecord::new();

@@ -138,6 +138,24 @@ pub fn csv_error(path: &Path, e: csv::Error) -> Error {
     Error::parse(path, line, msg)
 }
 
+/// The header of a CSV read by [`csv_reader`]: its value columns (all but the first), or an
+/// error saying `expected` when there are fewer than two columns.
+pub fn value_columns(
+    path: &Path,
+    reader: &mut csv::Reader<Box<dyn BufRead>>,
+    expected: &str,
+) -> Result<Vec<String>> {
+    let header = reader.headers().map_err(|e| csv_error(path, e))?;
+    if header.len() < 2 {
+        return Err(Error::parse(path, Some(1), expected.to_string()));
+    }
+    Ok(header
+        .iter()
+        .skip(1)
+        .map(|s| s.trim().to_string())
+        .collect())
+}
+
 /// Reads all lines of a text file (gzip or not), mapping decoder failures (a truncated gzip
 /// stream, invalid UTF-8) to an error naming the file and line.
 pub fn read_lines(path: &Path) -> Result<Vec<String>> {

@@ -2,7 +2,7 @@
 //! cellvae writes starts with `barcode`.
 
 use super::atomic::write_atomic;
-use super::{csv_error, csv_reader};
+use super::{csv_error, csv_reader, value_columns};
 use crate::error::{Error, Result};
 use ndarray::Array2;
 use std::path::Path;
@@ -45,19 +45,11 @@ pub fn write(
 pub fn read(path: &Path) -> Result<Table> {
     let mut reader = csv_reader(path, b',')?;
     let csv_err = |e: csv::Error| csv_error(path, e);
-    let header = reader.headers().map_err(csv_err)?.clone();
-    if header.len() < 2 {
-        return Err(Error::parse(
-            path,
-            Some(1),
-            "expected a header 'barcode,<value columns…>'",
-        ));
-    }
-    let columns: Vec<String> = header
-        .iter()
-        .skip(1)
-        .map(|s| s.trim().to_string())
-        .collect();
+    let columns = value_columns(
+        path,
+        &mut reader,
+        "expected a header 'barcode,<value columns…>'",
+    )?;
     let (mut barcodes, mut flat) = (Vec::new(), Vec::new());
     for record in reader.records() {
         let record = record.map_err(csv_err)?;
