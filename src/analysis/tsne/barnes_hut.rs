@@ -223,9 +223,14 @@ pub fn gradient<const D: usize>(
 ) -> f64 {
     let n = y[0].len();
     let tree = Tree::build(y);
-    let rows: Vec<([f64; D], [f64; D], f64)> = (0..n)
-        .into_par_iter()
-        .map_init(Vec::new, |stack, i| {
+    // Points are visited in the tree's order, so that neighbouring points, which walk nearly
+    // the same cells, run one after the other (fewer cache misses); the results go back to
+    // index order before anything is summed, so the visiting order changes no number.
+    let in_tree_order: Vec<(u32, [f64; D], [f64; D], f64)> = tree
+        .order
+        .par_iter()
+        .map_init(Vec::new, |stack, &point| {
+            let i = point as usize;
             let mut attr = [0.0f64; D];
             for k in p.indptr[i]..p.indptr[i + 1] {
                 let j = p.indices[k] as usize;
@@ -236,9 +241,13 @@ pub fn gradient<const D: usize>(
                 }
             }
             let (rep, z) = tree.repulsion(i, y, nu, theta, stack);
-            (attr, rep, z)
+            (point, attr, rep, z)
         })
         .collect();
+    let mut rows = vec![([0.0f64; D], [0.0f64; D], 0.0f64); n];
+    for (i, a, r, z) in in_tree_order {
+        rows[i as usize] = (a, r, z);
+    }
     let z: f64 = rows.iter().map(|r| r.2).sum();
     let c = 2.0 * (nu as f64 + 1.0) / nu as f64;
     for (i, (a, r, _)) in rows.iter().enumerate() {
