@@ -6,7 +6,7 @@ pub mod args;
 mod commands;
 mod pipeline;
 
-use args::{DataArgs, LabelArgs, ModelArg, ModelArgs};
+use args::{DataArgs, ModelArg, ModelArgs};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -131,6 +131,3 @@ pub fn run(cli: Cli) -> crate::Result<()> {
         } => commands::score(&truth, &pred, labels.label_column.as_deref()),
     })
 }
-
-/// Labels flags are shared with `run`.
-pub type Labels = LabelArgs;

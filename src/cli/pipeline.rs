@@ -32,6 +32,23 @@ pub enum RunModel {
     Pca,
 }
 
+impl RunModel {
+    /// The network it trains; `None` for the PCA baseline.
+    fn kind(self) -> Option<ModelKind> {
+        match self {
+            RunModel::Ae => Some(ModelKind::Ae),
+            RunModel::Vae => Some(ModelKind::Vae),
+            RunModel::Vsc => Some(ModelKind::Vsc),
+            RunModel::Pca => None,
+        }
+    }
+
+    /// The name of its output folder and summary row.
+    fn name(self) -> &'static str {
+        self.kind().map_or("pca", ModelKind::name)
+    }
+}
+
 /// Flags of `cellvae run`.
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -213,15 +230,10 @@ fn score_against(types: &CellTypes, clusters: &[usize]) -> Scores {
 pub fn run(a: RunArgs, quiet: bool) -> Result<()> {
     let started = Instant::now();
     let topts = a.model.train_options()?;
-    let mut configs = Vec::new();
-    for m in &a.models {
-        let kind = match m {
-            RunModel::Ae => ModelKind::Ae,
-            RunModel::Vae => ModelKind::Vae,
-            RunModel::Vsc => ModelKind::Vsc,
-            RunModel::Pca => continue,
-        };
-        configs.push((kind, a.model.config(kind)?));
+    // Every network's configuration, validated before any work starts (`None`: the PCA).
+    let mut plan: Vec<(RunModel, Option<ModelConfig>)> = Vec::new();
+    for &m in &a.models {
+        plan.push((m, m.kind().map(|k| a.model.config(k)).transpose()?));
     }
     if a.models.is_empty() {
         return Err(Error::invalid("--models names no model"));
@@ -248,27 +260,24 @@ pub fn run(a: RunArgs, quiet: bool) -> Result<()> {
             )));
         }
     }
-    let latent = a.model.latent.unwrap_or(6);
+    // The PCA baseline has as many components as the networks have latent dimensions.
+    let latent = a.model.config(ModelKind::Ae)?.latent;
     let seed = a.model.seed;
     let mut outcomes = Vec::new();
-    for m in &a.models {
-        let name = format!("{m:?}").to_lowercase();
+    for (m, cfg) in &plan {
+        let name = m.name().to_string();
         let dir = a.out.join(&name);
         ensure_dir(&dir)?;
         let t0 = Instant::now();
-        let (codes, records, n_params) = match m {
-            RunModel::Pca => {
+        let (codes, records, n_params) = match cfg {
+            None => {
                 let p = pca(&d.matrix, latent, seed);
                 let columns: Vec<String> =
                     (1..=p.scores.ncols()).map(|j| format!("pc{j}")).collect();
                 table::write(&dir.join("latent.csv"), &columns, &d.barcodes, &p.scores)?;
                 (p.scores, Vec::new(), None)
             }
-            _ => {
-                let (_, cfg) = configs
-                    .iter()
-                    .find(|(k, _)| k.name() == name)
-                    .expect("config built above");
+            Some(cfg) => {
                 let f = fit_and_write(d, cfg.clone(), &topts, false, &dir, quiet)?;
                 let n_params = f.net.n_params();
                 (f.codes.values, f.records, Some(n_params))
@@ -386,9 +395,8 @@ pub fn run(a: RunArgs, quiet: bool) -> Result<()> {
         .collect::<Vec<_>>()
         .join(" ");
     let cfg_json = serde_json::Value::Object(
-        configs
-            .iter()
-            .map(|(k, c)| (k.name().to_string(), c.to_json()))
+        plan.iter()
+            .filter_map(|(m, c)| c.as_ref().map(|c| (m.name().to_string(), c.to_json())))
             .collect(),
     );
     let ctx = ReportContext {

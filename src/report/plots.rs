@@ -112,6 +112,25 @@ fn svg(
     write_atomic(path, |w| w.write_all(text.as_bytes()))
 }
 
+/// The series legend of `chart`, boxed, at `position`.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    font_size: u32,
+    position: SeriesLabelPosition,
+) -> std::result::Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    chart
+        .configure_series_labels()
+        .label_font((FAMILY, font_size))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(position)
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
 /// Axis range of a column with a 5 % margin.
 fn range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
     let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
@@ -135,7 +154,10 @@ fn scatter<DB: DrawingBackend>(
     names: &[String],
     legend: bool,
     centroids: Option<&Array2<f64>>,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
     let xr = range(coords.column(cx).iter().copied());
     let yr = range(coords.column(cy).iter().copied());
     let mut chart = ChartBuilder::on(area)
@@ -195,14 +217,7 @@ fn scatter<DB: DrawingBackend>(
         }
     }
     if legend {
-        chart
-            .configure_series_labels()
-            .label_font((FAMILY, 12))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(|e| e.to_string())?;
+        draw_legend(&mut chart, 12, SeriesLabelPosition::UpperRight)?;
     }
     Ok(())
 }
@@ -304,7 +319,10 @@ pub fn loss_curves(path: &Path, runs: &[(String, Vec<EpochRecord>)]) -> Result<(
 fn draw_loss_curves<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     runs: &[(String, Vec<EpochRecord>)],
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
     let (left, right) = root.split_horizontally(650);
     type Panel<'a, DB> = (
         &'a DrawingArea<DB, Shift>,
@@ -346,13 +364,7 @@ fn draw_loss_curves<DB: DrawingBackend>(
                     PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .label_font((FAMILY, 13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| e.to_string())?;
+        draw_legend(&mut chart, 13, SeriesLabelPosition::MiddleRight)?;
     }
     Ok(())
 }
@@ -369,7 +381,10 @@ pub fn score_bars(path: &Path, rows: &[(String, [f64; 4])]) -> Result<()> {
 fn draw_score_bars<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     rows: &[(String, [f64; 4])],
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
     const NAMES: [&str; 4] = ["NMI (geometric)", "ARI", "homogeneity", "completeness"];
     let n = rows.len().max(1) as f64;
     let lo = rows.iter().flat_map(|r| r.1).fold(0.0f64, f64::min);
@@ -407,13 +422,6 @@ fn draw_score_bars<DB: DrawingBackend>(
             .label(*name)
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
     }
-    chart
-        .configure_series_labels()
-        .label_font((FAMILY, 13))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(|e| e.to_string())?;
+    draw_legend(&mut chart, 13, SeriesLabelPosition::UpperRight)?;
     Ok(())
 }

@@ -55,17 +55,11 @@ pub fn write_summary_csv(path: &Path, outcomes: &[ModelOutcome]) -> Result<()> {
     write_atomic(path, |w| {
         writeln!(w, "model,nmi_geometric,nmi_arithmetic,ari,homogeneity,completeness,latent_kmeans_ari,train_seconds,final_recon_per_entry")?;
         for o in outcomes {
-            let s = o.scores;
+            let [nmi_g, nmi_a, ari, hom, com, latent_ari] = score_values(o).map(opt);
             writeln!(
                 w,
-                "{},{},{},{},{},{},{},{:.3},{}",
+                "{},{nmi_g},{nmi_a},{ari},{hom},{com},{latent_ari},{:.3},{}",
                 o.name,
-                opt(s.map(|s| s.nmi_geometric)),
-                opt(s.map(|s| s.nmi_arithmetic)),
-                opt(s.map(|s| s.ari)),
-                opt(s.map(|s| s.homogeneity)),
-                opt(s.map(|s| s.completeness)),
-                opt(o.latent_scores.map(|s| s.ari)),
                 o.train_seconds,
                 opt(o.final_recon_per_entry()),
             )?;
@@ -101,20 +95,24 @@ pub fn write_metrics_json(path: &Path, o: &ModelOutcome, extra: serde_json::Valu
     write_atomic(path, |w| writeln!(w, "{text}"))
 }
 
-/// The score columns shared by the console table and `report.md`: NMI (geometric), NMI
-/// (arithmetic), ARI, homogeneity, completeness and the ARI of k-means on the codes, to three
-/// decimals, `missing` where there is no score.
-fn score_cells(o: &ModelOutcome, missing: &str) -> [String; 6] {
-    let f = |v: Option<f64>| v.map_or(missing.to_string(), |v| format!("{v:.3}"));
+/// The six score columns of every table, `summary.csv` included: NMI (geometric), NMI
+/// (arithmetic), ARI, homogeneity, completeness, and the ARI of k-means on the codes.
+fn score_values(o: &ModelOutcome) -> [Option<f64>; 6] {
     let s = o.scores;
     [
-        f(s.map(|s| s.nmi_geometric)),
-        f(s.map(|s| s.nmi_arithmetic)),
-        f(s.map(|s| s.ari)),
-        f(s.map(|s| s.homogeneity)),
-        f(s.map(|s| s.completeness)),
-        f(o.latent_scores.map(|s| s.ari)),
+        s.map(|s| s.nmi_geometric),
+        s.map(|s| s.nmi_arithmetic),
+        s.map(|s| s.ari),
+        s.map(|s| s.homogeneity),
+        s.map(|s| s.completeness),
+        o.latent_scores.map(|s| s.ari),
     ]
+}
+
+/// [`score_values`] to three decimals for the console table and `report.md`, `missing` where
+/// there is no score.
+fn score_cells(o: &ModelOutcome, missing: &str) -> [String; 6] {
+    score_values(o).map(|v| v.map_or(missing.to_string(), |v| format!("{v:.3}")))
 }
 
 /// The console table.
