@@ -7,7 +7,9 @@ use cellvae::analysis::kmeans::{kmeans, KMeansOptions};
 use cellvae::analysis::tsne::{tsne, Method, TsneOptions};
 use cellvae::engine::adam::Adam;
 use cellvae::engine::gemm::gemm;
+use cellvae::engine::output_mse::{self, OutputScratch};
 use cellvae::engine::rng::{stream, Stream};
+use cellvae::engine::{mse, Activation, Reduction};
 use cellvae::io::{read_dataset, ReadOptions};
 use cellvae::models::{ModelConfig, ModelKind, Network, Noise, Preset};
 use cellvae::preprocess::{prepare, PrepOptions};
@@ -88,8 +90,7 @@ fn training(c: &mut Criterion) {
         let noise = Noise::draw(&mut stream(1, Stream::Noise), kind, 256, cfg.latent);
         g.bench_function(BenchmarkId::new("step", kind.name()), |bench| {
             bench.iter(|| {
-                net.forward(&mut ws, &batch, &noise, 50.0);
-                net.backward(&mut ws, &batch);
+                net.train_step(&mut ws, &batch, &noise, 50.0);
                 adam.step(&mut net);
             })
         });
@@ -103,6 +104,68 @@ fn training(c: &mut Criterion) {
             bench.iter(|| train(&mut net, &x, &opts, &mut Progress::quiet()).unwrap())
         });
     }
+    g.finish();
+}
+
+/// The pieces of a `paper` training step on a PBMC3k batch of 256 cells: the sparse first
+/// layer's forward and weight gradient, the fused output layer and loss, one Adam update of
+/// the whole VAE, and the unfused output layer (forward, loss, backward) for comparison.
+fn step_parts(c: &mut Criterion) {
+    let x = pbmc();
+    let rows: Vec<usize> = (0..256).collect();
+    let batch = x.select_rows(&rows);
+    let mut batch_t = cellvae::csr::Csc::default();
+    batch_t.rebuild_from(&batch);
+    let cfg = ModelConfig::preset(ModelKind::Vae, Preset::Paper);
+    let mut net = Network::<f32>::new(cfg.clone(), x.n_cols, 1).unwrap();
+    let (b, h) = (256, cfg.trunk[0]);
+    let mut g = c.benchmark_group("step_parts");
+    g.sample_size(30).measurement_time(Duration::from_secs(4));
+    let mut y = Array2::<f32>::zeros((b, h));
+    g.bench_function("sparse_first_forward", |bench| {
+        bench.iter(|| {
+            net.first
+                .forward(&batch, y.view_mut(), Activation::Identity)
+        })
+    });
+    let dy = random(b, h, 7);
+    g.bench_function("batch_transpose", |bench| {
+        bench.iter(|| batch_t.rebuild_from(&batch))
+    });
+    g.bench_function("sparse_first_dweight", |bench| {
+        bench.iter(|| net.first.backward(&batch_t, dy.view()))
+    });
+    let hidden = random(b, h, 8);
+    let mut dh = Array2::<f32>::zeros((b, h));
+    let mut scratch = OutputScratch::new(b, x.n_cols, h);
+    let last = net.decoder.len() - 1;
+    g.bench_function("output_mse_fused", |bench| {
+        bench.iter(|| {
+            output_mse::forward_backward(
+                &mut net.decoder[last],
+                hidden.view(),
+                &batch,
+                Reduction::Mean,
+                dh.view_mut(),
+                &mut scratch,
+            )
+        })
+    });
+    let mut xhat = Array2::<f32>::zeros((b, x.n_cols));
+    let mut dxhat = Array2::<f32>::zeros((b, x.n_cols));
+    g.bench_function("output_mse_unfused", |bench| {
+        bench.iter(|| {
+            let out = &mut net.decoder[last];
+            out.forward(hidden.view(), xhat.view_mut(), Activation::Identity);
+            let loss = mse::forward(xhat.view(), &batch, Reduction::Mean);
+            dxhat.fill(0.0);
+            mse::backward(xhat.view(), &batch, Reduction::Mean, dxhat.view_mut());
+            out.backward(hidden.view(), dxhat.view(), Some(dh.view_mut()));
+            loss
+        })
+    });
+    let mut adam = Adam::new(1e-3);
+    g.bench_function("adam_vae", |bench| bench.iter(|| adam.step(&mut net)));
     g.finish();
 }
 
@@ -133,5 +196,5 @@ fn analysis(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, gemm_shapes, training, analysis);
+criterion_group!(benches, gemm_shapes, step_parts, training, analysis);
 criterion_main!(benches);

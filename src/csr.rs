@@ -190,8 +190,8 @@ impl<T: Copy + Default> Csr<T> {
     }
 }
 
-/// The transpose of a minibatch, column-major: column `j` holds `(row, value)` pairs. Used by
-/// the sparse layer's weight gradient so that each gradient row is written by one thread.
+/// The transpose of a minibatch, column-major: column `j` holds `(row, value)` pairs, rows
+/// ascending. The first layer's weight gradient walks it gene by gene.
 #[derive(Clone, Debug, Default)]
 pub struct Csc<T> {
     /// Rows of the matrix it transposes (the batch size).
@@ -199,38 +199,106 @@ pub struct Csc<T> {
     pub colptr: Vec<usize>,
     pub rows: Vec<u32>,
     pub data: Vec<T>,
+    /// Per band of rows, each column's count, then its next free slot, while building.
+    scratch: Vec<usize>,
 }
 
-impl<T: Copy + Default> Csc<T> {
+impl<T: Copy + Default + Send + Sync> Csc<T> {
     /// Number of columns.
     pub fn n_cols(&self) -> usize {
         self.colptr.len().saturating_sub(1)
     }
 
-    /// Rebuilds `self` as the column-major form of `m`, reusing its buffers (O(nnz + n_cols)).
+    /// Rebuilds `self` as the column-major form of `m`, reusing its buffers, one band of rows
+    /// per rayon thread (O(nnz + threads · n_cols)).
     pub fn rebuild_from(&mut self, m: &Csr<T>) {
+        self.rebuild_in_bands(m, rayon::current_num_threads());
+    }
+
+    /// [`Csc::rebuild_from`] with the rows cut into `bands` bands of consecutive rows. Each
+    /// band counts its entries per column, the counts give every band its own slots within
+    /// every column (band after band, so rows stay ascending), and each band fills its slots.
+    /// The result is the same for any number of bands.
+    pub fn rebuild_in_bands(&mut self, m: &Csr<T>, bands: usize) {
+        use rayon::prelude::*;
+        let (n, nnz) = (m.n_cols, m.nnz());
+        let bands = bands.clamp(1, m.n_rows.max(1));
+        let band_start = |b: usize| b * m.n_rows / bands;
         self.n_rows = m.n_rows;
+        // 1. Each band counts its entries per column.
+        self.scratch.clear();
+        self.scratch.resize(bands * n, 0);
+        self.scratch
+            .par_chunks_mut(n.max(1))
+            .enumerate()
+            .for_each(|(b, count)| {
+                let span = m.indptr[band_start(b)]..m.indptr[band_start(b + 1)];
+                for &c in &m.indices[span] {
+                    count[c as usize] += 1;
+                }
+            });
+        // 2. Column by column, band after band: each band's first slot replaces its count.
         self.colptr.clear();
-        self.colptr.resize(m.n_cols + 1, 0);
-        for &c in &m.indices {
-            self.colptr[c as usize + 1] += 1;
-        }
-        for j in 0..m.n_cols {
-            self.colptr[j + 1] += self.colptr[j];
-        }
-        self.rows.resize(m.nnz(), 0);
-        self.data.resize(m.nnz(), T::default());
-        // `next` walks each column's slots; rows are visited in order so they stay sorted.
-        let mut next = self.colptr[..m.n_cols].to_vec();
-        for i in 0..m.n_rows {
-            let (cols, vals) = m.row(i);
-            for (&c, &v) in cols.iter().zip(vals) {
-                let slot = &mut next[c as usize];
-                self.rows[*slot] = i as u32;
-                self.data[*slot] = v;
-                *slot += 1;
+        self.colptr.resize(n + 1, 0);
+        let mut pos = 0;
+        for j in 0..n {
+            self.colptr[j] = pos;
+            for b in 0..bands {
+                pos += std::mem::replace(&mut self.scratch[b * n + j], pos);
             }
         }
+        self.colptr[n] = pos;
+        debug_assert_eq!(pos, nnz);
+        // 3. Each band places its entries, rows in order, into its own slots.
+        self.rows.resize(nnz, 0);
+        self.data.resize(nnz, T::default());
+        let rows = SharedSlice::new(&mut self.rows);
+        let data = SharedSlice::new(&mut self.data);
+        self.scratch
+            .par_chunks_mut(n.max(1))
+            .enumerate()
+            .for_each(|(b, next)| {
+                for i in band_start(b)..band_start(b + 1) {
+                    let (cols, vals) = m.row(i);
+                    for (&c, &v) in cols.iter().zip(vals) {
+                        let slot = &mut next[c as usize];
+                        // SAFETY: band b owns the slots of column c from its start (step 2)
+                        // up to the next band's start, which no other band writes; `slot`
+                        // advances once per entry counted in step 1, so it stays inside them.
+                        unsafe {
+                            rows.write(*slot, i as u32);
+                            data.write(*slot, v);
+                        }
+                        *slot += 1;
+                    }
+                }
+            });
+    }
+}
+
+/// A slice that several threads write at positions they have agreed to keep disjoint.
+struct SharedSlice<T> {
+    ptr: *mut T,
+    len: usize,
+}
+
+// SAFETY: the users of `write` guarantee that no two threads write the same position.
+unsafe impl<T: Send> Sync for SharedSlice<T> {}
+
+impl<T> SharedSlice<T> {
+    fn new(s: &mut [T]) -> Self {
+        SharedSlice {
+            ptr: s.as_mut_ptr(),
+            len: s.len(),
+        }
+    }
+
+    /// # Safety
+    /// No other thread may read or write position `i` while the slice is shared.
+    unsafe fn write(&self, i: usize, v: T) {
+        assert!(i < self.len, "shared slice: position {i} of {}", self.len);
+        // SAFETY: in bounds (checked above); exclusive by the caller's contract.
+        unsafe { self.ptr.add(i).write(v) }
     }
 }
 
@@ -256,10 +324,30 @@ mod tests {
         let m = Csr::from_triplets(3, 4, vec![(0, 3, 1.0), (2, 3, 2.0), (1, 0, 3.0)], |a, b| {
             a + b
         });
-        let mut t = Csc::default();
-        t.rebuild_from(&m);
-        assert_eq!(t.colptr, vec![0, 1, 1, 1, 3]);
-        assert_eq!(t.rows, vec![1, 0, 2]);
-        assert_eq!(t.data, vec![3.0, 1.0, 2.0]);
+        for bands in [1, 2, 3, 7] {
+            let mut t = Csc::default();
+            t.rebuild_in_bands(&m, bands);
+            assert_eq!(t.colptr, vec![0, 1, 1, 1, 3]);
+            assert_eq!(t.rows, vec![1, 0, 2]);
+            assert_eq!(t.data, vec![3.0, 1.0, 2.0]);
+        }
+    }
+
+    #[test]
+    fn csc_is_the_same_for_any_number_of_bands() {
+        let trip: Vec<(u32, u32, f64)> = (0..400u32)
+            .map(|k| ((k * 37) % 53, (k * 11) % 29, k as f64))
+            .collect();
+        let m = Csr::from_triplets(53, 29, trip, |a, b| a + b);
+        let mut one = Csc::default();
+        one.rebuild_in_bands(&m, 1);
+        for bands in [2, 4, 16, 53, 100] {
+            let mut t = Csc::default();
+            t.rebuild_in_bands(&m, bands);
+            assert_eq!(
+                (&t.colptr, &t.rows, &t.data),
+                (&one.colptr, &one.rows, &one.data)
+            );
+        }
     }
 }

@@ -65,7 +65,9 @@ fn nudge(net: &mut Network<f64>, tensor: usize, i: usize, d: f64) {
     });
 }
 
-/// Checks every parameter of `kind` in `preset` and returns the largest error.
+/// Checks every parameter of `kind` in `preset` and returns the largest error. The gradients
+/// checked are the training step's ([`Network::train_step`], output layer and loss fused);
+/// they must also equal the unfused `forward` + `backward`'s to rounding.
 fn check(kind: ModelKind, preset: Preset) -> f64 {
     let cfg = small(kind, preset);
     let x = batch();
@@ -73,10 +75,24 @@ fn check(kind: ModelKind, preset: Preset) -> f64 {
     let noise = Noise::draw(&mut stream(4, Stream::Noise), kind, CELLS, cfg.latent);
     let c = cfg.vsc_c;
     let mut ws = net.workspace(CELLS, true);
-    net.forward(&mut ws, &x, &noise, c);
+    let reference_loss = net.forward(&mut ws, &x, &noise, c);
     net.backward(&mut ws, &x);
+    let reference = params(&mut net);
+    let fused_loss = net.train_step(&mut ws, &x, &noise, c);
     let tensors = params(&mut net);
     let names = net.state_dict();
+    assert!((fused_loss.total - reference_loss.total).abs() <= 1e-12 * reference_loss.total.abs());
+    for (t, ((_, fused), (_, unfused))) in tensors.iter().zip(&reference).enumerate() {
+        let close = fused
+            .iter()
+            .zip(unfused)
+            .all(|(a, b)| (a - b).abs() <= 1e-12 * (1.0 + b.abs()));
+        assert!(
+            close,
+            "{kind:?} {preset:?} {}: fused and unfused gradients differ",
+            names[t].0
+        );
+    }
     let mut worst: f64 = 0.0;
     for (t, (values, analytic)) in tensors.iter().enumerate() {
         let numeric = numeric_gradient(

@@ -8,7 +8,7 @@
 //! so `ε` is added *after* the bias correction of `√v`, as PyTorch does. No weight decay, no
 //! AMSGrad, no clipping. Zeroing the gradients is the model's separate `zero_grad` step.
 
-use super::scalar::{with_avx2, Scalar};
+use super::scalar::{simd_fn, Scalar};
 use rayon::prelude::*;
 
 /// Tensors at least this long are updated in parallel.
@@ -51,14 +51,14 @@ impl<T: Scalar> Adam<T> {
     pub fn step(&mut self, params: &mut dyn Parameters<T>) {
         self.t += 1;
         let t = self.t as i32;
-        let step_size = T::from_f64(self.lr / (1.0 - self.beta1.powi(t)));
-        let bc2_sqrt = T::from_f64((1.0 - self.beta2.powi(t)).sqrt());
-        let (b1c, b2, b2c, eps) = (
-            T::from_f64(1.0 - self.beta1),
-            T::from_f64(self.beta2),
-            T::from_f64(1.0 - self.beta2),
-            T::from_f64(self.eps),
-        );
+        let consts = Constants {
+            step_size: T::from_f64(self.lr / (1.0 - self.beta1.powi(t))),
+            bc2_sqrt: T::from_f64((1.0 - self.beta2.powi(t)).sqrt()),
+            b1c: T::from_f64(1.0 - self.beta1),
+            b2: T::from_f64(self.beta2),
+            b2c: T::from_f64(1.0 - self.beta2),
+            eps: T::from_f64(self.eps),
+        };
         let (ms, vs) = (&mut self.m, &mut self.v);
         let mut k = 0;
         params.for_each_param(&mut |theta, grad| {
@@ -66,11 +66,6 @@ impl<T: Scalar> Adam<T> {
                 ms.push(vec![T::zero(); theta.len()]);
                 vs.push(vec![T::zero(); theta.len()]);
             }
-            let update = |((p, &g), (m, v)): ((&mut T, &T), (&mut T, &mut T))| {
-                *m += b1c * (g - *m);
-                *v = b2 * *v + b2c * g * g;
-                *p -= step_size * *m / (v.sqrt() / bc2_sqrt + eps);
-            };
             let (m, v) = (&mut ms[k], &mut vs[k]);
             if theta.len() >= PARALLEL_MIN_LEN {
                 const BLOCK: usize = 1 << 14;
@@ -78,23 +73,40 @@ impl<T: Scalar> Adam<T> {
                     .par_chunks_mut(BLOCK)
                     .zip(grad.par_chunks(BLOCK))
                     .zip(m.par_chunks_mut(BLOCK).zip(v.par_chunks_mut(BLOCK)))
-                    .for_each(|((p, g), (m, v))| {
-                        with_avx2(|| {
-                            p.iter_mut()
-                                .zip(g)
-                                .zip(m.iter_mut().zip(v.iter_mut()))
-                                .for_each(update)
-                        })
-                    });
+                    .for_each(|((p, g), (m, v))| update(p, g, m, v, consts));
             } else {
-                theta
-                    .iter_mut()
-                    .zip(grad)
-                    .zip(m.iter_mut().zip(v.iter_mut()))
-                    .for_each(update);
+                update(theta, grad, m, v, consts);
             }
             k += 1;
         });
+    }
+}
+
+/// One step's scalars, shared by every tensor.
+#[derive(Clone, Copy, Debug)]
+struct Constants<T> {
+    /// `lr / (1 − β₁ᵗ)`
+    step_size: T,
+    /// `√(1 − β₂ᵗ)`
+    bc2_sqrt: T,
+    /// `1 − β₁`
+    b1c: T,
+    b2: T,
+    /// `1 − β₂`
+    b2c: T,
+    eps: T,
+}
+
+simd_fn! {
+    /// The update of the module doc on equal-length slices of a tensor, its gradient and
+    /// its two moments.
+    fn update<T>(theta: &mut [T], grad: &[T], m: &mut [T], v: &mut [T], k: Constants<T>) {
+        let moments = m.iter_mut().zip(v.iter_mut());
+        for ((p, &g), (m, v)) in theta.iter_mut().zip(grad).zip(moments) {
+            *m += k.b1c * (g - *m);
+            *v = k.b2 * *v + k.b2c * g * g;
+            *p -= k.step_size * *m / (v.sqrt() / k.bc2_sqrt + k.eps);
+        }
     }
 }
 

@@ -16,7 +16,7 @@
 
 use super::gemm::gemm;
 use super::relu::{bias_act_forward, Activation, PARALLEL_MIN_LEN};
-use super::scalar::{add_into, with_avx2, Scalar};
+use super::scalar::{add_into, Scalar};
 use ndarray::parallel::prelude::*;
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
 use ndarray_rand::rand_distr::Uniform;
@@ -111,12 +111,10 @@ pub fn add_column_sums<T: Scalar>(m: ArrayView2<'_, T>, mut acc: ArrayViewMut1<'
         let chunk = n.div_ceil(rayon::current_num_threads()).max(64);
         acc.par_chunks_mut(chunk).enumerate().for_each(|(b, acc)| {
             let start = b * chunk;
-            with_avx2(|| {
-                for row in m.rows() {
-                    let row = row.to_slice().expect("standard layout");
-                    add_into(&row[start..start + acc.len()], acc);
-                }
-            })
+            for row in m.rows() {
+                let row = row.to_slice().expect("standard layout");
+                add_into(&row[start..start + acc.len()], acc);
+            }
         });
         return;
     }

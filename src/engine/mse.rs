@@ -11,7 +11,7 @@
 //! Rows are processed in parallel; the per-row sums are added in row order, so the value does
 //! not depend on the thread count.
 
-use super::scalar::{axpy, with_avx2, Scalar};
+use super::scalar::{axpy, sum_of_squares, Scalar};
 use super::Reduction;
 use crate::csr::Csr;
 use ndarray::parallel::prelude::*;
@@ -25,35 +25,16 @@ pub fn forward<T: Scalar>(xhat: ArrayView2<'_, T>, x: &Csr<T>, reduction: Reduct
         .into_par_iter()
         .enumerate()
         .map(|(i, row)| {
-            with_avx2(|| {
-                // Eight partial sums, so the loop vectorises (the order is fixed, so is the value).
-                let mut lanes = [T::zero(); 8];
-                match row.to_slice() {
-                    Some(r) => {
-                        let chunks = r.chunks_exact(8);
-                        let rest = chunks.remainder();
-                        for c in chunks {
-                            for l in 0..8 {
-                                lanes[l] += c[l] * c[l];
-                            }
-                        }
-                        for (l, &v) in rest.iter().enumerate() {
-                            lanes[l] += v * v;
-                        }
-                    }
-                    None => row
-                        .iter()
-                        .enumerate()
-                        .for_each(|(k, &v)| lanes[k % 8] += v * v),
-                }
-                let mut acc = lanes.iter().fold(T::zero(), |a, &b| a + b);
-                let (cols, vals) = x.row(i);
-                for (&j, &xv) in cols.iter().zip(vals) {
-                    let h = row[j as usize];
-                    acc += (h - xv) * (h - xv) - h * h;
-                }
-                acc.to_f64()
-            })
+            let mut acc = match row.to_slice() {
+                Some(r) => sum_of_squares(r),
+                None => row.iter().fold(T::zero(), |a, &v| a + v * v),
+            };
+            let (cols, vals) = x.row(i);
+            for (&j, &xv) in cols.iter().zip(vals) {
+                let h = row[j as usize];
+                acc += (h - xv) * (h - xv) - h * h;
+            }
+            acc.to_f64()
         })
         .collect();
     per_row.iter().sum::<f64>() * reduction.factor(x.n_rows)
@@ -70,16 +51,14 @@ pub fn backward<T: Scalar>(
     Zip::indexed(dxhat.rows_mut())
         .and(xhat.rows())
         .par_for_each(|i, mut d, h| {
-            with_avx2(|| {
-                match (d.as_slice_mut(), h.to_slice()) {
-                    (Some(d), Some(h)) => axpy(two_r, h, d),
-                    (_, _) => Zip::from(&mut d).and(&h).for_each(|d, &h| *d += two_r * h),
-                }
-                let (cols, vals) = x.row(i);
-                for (&j, &xv) in cols.iter().zip(vals) {
-                    d[j as usize] -= two_r * xv;
-                }
-            })
+            match (d.as_slice_mut(), h.to_slice()) {
+                (Some(d), Some(h)) => axpy(two_r, h, d),
+                (_, _) => Zip::from(&mut d).and(&h).for_each(|d, &h| *d += two_r * h),
+            }
+            let (cols, vals) = x.row(i);
+            for (&j, &xv) in cols.iter().zip(vals) {
+                d[j as usize] -= two_r * xv;
+            }
         });
 }
 

@@ -8,7 +8,7 @@
 //! read back from the kept forward output (`y > 0 ⇔ a > 0`), so nothing extra is stored. At
 //! `a = 0` exactly the gradient is 0, as in PyTorch.
 
-use super::scalar::{with_avx2, Scalar};
+use super::scalar::{simd_fn, Scalar};
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2, Zip};
 
 /// Elementwise passes smaller than this stay on one core.
@@ -46,20 +46,34 @@ pub fn bias_act_forward<T: Scalar>(
     b: ArrayView1<'_, T>,
     act: Activation,
 ) {
-    let zero = T::zero();
-    let apply = |mut row: ndarray::ArrayViewMut1<'_, T>| {
-        for (v, &bias) in row.iter_mut().zip(b.iter()) {
-            let a = *v + bias;
-            *v = match act {
-                Activation::Identity => a,
-                Activation::Relu => a.max_s(zero),
-            };
+    let b = b.as_standard_layout();
+    let b = b.as_slice().expect("standard layout");
+    let apply = |mut row: ndarray::ArrayViewMut1<'_, T>| match row.as_slice_mut() {
+        Some(row) => bias_act_row(row, b, act),
+        None => {
+            let mut owned = row.to_vec();
+            bias_act_row(&mut owned, b, act);
+            row.assign(&ndarray::ArrayView1::from(&owned));
         }
     };
     if y.len() >= PARALLEL_MIN_LEN {
-        Zip::from(y.rows_mut()).par_for_each(|row| with_avx2(|| apply(row)));
+        Zip::from(y.rows_mut()).par_for_each(apply);
     } else {
         y.rows_mut().into_iter().for_each(apply);
+    }
+}
+
+simd_fn! {
+    /// `y ← act(y + b)` on one row.
+    fn bias_act_row<T>(y: &mut [T], b: &[T], act: Activation) {
+        let zero = T::zero();
+        match act {
+            Activation::Identity => y.iter_mut().zip(b).for_each(|(v, &bias)| *v += bias),
+            Activation::Relu => y
+                .iter_mut()
+                .zip(b)
+                .for_each(|(v, &bias)| *v = (*v + bias).max_s(zero)),
+        }
     }
 }
 

@@ -59,40 +59,112 @@ pub trait Scalar:
     );
 }
 
-/// Runs `f` compiled for AVX2 when the CPU has it (checked at run time, so the binary still
-/// runs on any x86-64). The elementwise loops of the engine are plain Rust; inside `f` the
-/// compiler may use 256-bit vectors for them. Rust never fuses a multiply and an add on its
-/// own, so both paths compute bit-identical results.
-#[inline(always)]
-pub fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
+/// Defines a function whose body is compiled three times, for AVX-512 (16 `f32` lanes), for
+/// AVX2 (8 lanes) and for baseline x86-64 (SSE2), and which runs the widest version the CPU
+/// has (checked at run time, so one binary runs on any x86-64 machine).
+///
+/// The engine's elementwise loops are plain Rust; compiled for a wider unit, the compiler
+/// vectorises them wider. Each body given to this macro is lane-independent or keeps its own
+/// fixed partial sums, and Rust never fuses a multiply and an add on its own, so the three
+/// versions compute bit-identical results. (A closure handed to a `#[target_feature]`
+/// function is compiled without the features unless the compiler chooses to inline it, which
+/// it often does not for the loops that matter; a named function inlined with
+/// `#[inline(always)]` always is.)
+///
+/// Form: `simd_fn! { /// docs \n pub fn name<T>(arg: Type, …) -> Ret { body } }`; `T` is bound
+/// by [`Scalar`].
+macro_rules! simd_fn {
+    (
+        $(#[$attr:meta])*
+        $vis:vis fn $name:ident<$T:ident>($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block
+    ) => {
+        $(#[$attr])*
+        #[inline]
+        $vis fn $name<$T: $crate::engine::Scalar>($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn portable<$T: $crate::engine::Scalar>($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+                fn avx512<$T: $crate::engine::Scalar>($($arg: $ty),*) $(-> $ret)? {
+                    portable($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2<$T: $crate::engine::Scalar>($($arg: $ty),*) $(-> $ret)? {
+                    portable($($arg),*)
+                }
+                match $crate::engine::scalar::simd_level() {
+                    // SAFETY: `simd_level` saw these features on this CPU.
+                    $crate::engine::scalar::SimdLevel::Avx512 => return unsafe { avx512($($arg),*) },
+                    // SAFETY: as above.
+                    $crate::engine::scalar::SimdLevel::Avx2 => return unsafe { avx2($($arg),*) },
+                    $crate::engine::scalar::SimdLevel::Baseline => {}
+                }
+            }
+            portable($($arg),*)
+        }
+    };
+}
+pub(crate) use simd_fn;
+
+/// The widest vector unit [`simd_fn!`] functions run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimdLevel {
+    Avx512,
+    Avx2,
+    Baseline,
+}
+
+/// What this CPU offers (the standard library caches the detection, so this is cheap).
+#[inline]
+pub fn simd_level() -> SimdLevel {
     #[cfg(target_arch = "x86_64")]
     {
-        #[target_feature(enable = "avx2")]
-        fn run<R>(f: impl FnOnce() -> R) -> R {
-            f()
+        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl") {
+            return SimdLevel::Avx512;
         }
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { run(f) };
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            return SimdLevel::Avx2;
         }
     }
-    f()
+    SimdLevel::Baseline
 }
 
-/// `y += a·x` over equal-length slices: the inner loop of the sparse products, written on
-/// plain slices so that it compiles to a tight SIMD loop.
-#[inline(always)]
-pub fn axpy<T: Scalar>(a: T, x: &[T], y: &mut [T]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y += a * x;
+simd_fn! {
+    /// `y += a·x` over equal-length slices: the inner loop of the sparse products and of the
+    /// scaled sums.
+    pub fn axpy<T>(a: T, x: &[T], y: &mut [T]) {
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y += a * x;
+        }
     }
 }
 
-/// `y += x` over equal-length slices.
-#[inline(always)]
-pub fn add_into<T: Scalar>(x: &[T], y: &mut [T]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y += x;
+simd_fn! {
+    /// `y += x` over equal-length slices.
+    pub fn add_into<T>(x: &[T], y: &mut [T]) {
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y += x;
+        }
+    }
+}
+
+simd_fn! {
+    /// `Σ x²`, in sixteen partial sums kept in a fixed order (so the loop vectorises and the
+    /// value never depends on the vector width), added up at the end.
+    pub fn sum_of_squares<T>(x: &[T]) -> T {
+        let mut lanes = [T::zero(); 16];
+        let chunks = x.chunks_exact(16);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for l in 0..16 {
+                lanes[l] += c[l] * c[l];
+            }
+        }
+        for (l, &v) in rest.iter().enumerate() {
+            lanes[l] += v * v;
+        }
+        lanes.iter().fold(T::zero(), |a, &b| a + b)
     }
 }
 

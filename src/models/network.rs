@@ -17,6 +17,7 @@ use super::config::{ModelConfig, ModelKind};
 use super::latent::{self, Noise};
 use crate::csr::{Csc, Csr};
 use crate::engine::dense::Dense;
+use crate::engine::output_mse::{self, OutputScratch};
 use crate::engine::relu::act_backward;
 use crate::engine::rng::{stream, Stream};
 use crate::engine::sparse_dense::SparseDense;
@@ -74,6 +75,8 @@ pub struct Workspace<T> {
     pub(crate) latent: latent::LatentState<T>,
     /// The batch, transposed for the sparse first layer.
     pub(crate) batch_t: Csc<T>,
+    /// Working memory of the fused output layer and loss ([`Network::train_step`]).
+    pub(crate) output: OutputScratch<T>,
 }
 
 /// The first `b` rows of a buffer.
@@ -177,6 +180,12 @@ impl<T: Scalar> Network<T> {
             ddec: dec_widths.iter().map(|&w| z(w)).collect(),
             latent: latent::LatentState::default(),
             batch_t: Csc::default(),
+            output: if with_decoder {
+                let n_in = self.decoder.last().expect("decoder").n_in();
+                OutputScratch::new(capacity, self.n_genes, n_in)
+            } else {
+                OutputScratch::default()
+            },
         }
     }
 
@@ -189,12 +198,8 @@ impl<T: Scalar> Network<T> {
             ws.capacity
         );
         assert_eq!(x.n_cols, self.n_genes, "input width");
-        ws.batch_t.rebuild_from(x);
-        self.first.forward(
-            &ws.batch_t,
-            top_mut(&mut ws.h[0], b),
-            self.config.first_activation,
-        );
+        self.first
+            .forward(x, top_mut(&mut ws.h[0], b), self.config.first_activation);
         for (k, layer) in self.trunk.iter().enumerate() {
             let (below, above) = ws.h.split_at_mut(k + 1);
             layer.forward(
@@ -221,10 +226,11 @@ impl<T: Scalar> Network<T> {
         }
     }
 
-    /// Decoder forward from `ws.z` to `x̂ = ws.dec.last()`.
-    fn decode(&self, ws: &mut Workspace<T>, b: usize) {
+    /// Decoder forward from `ws.z` through its first `layers` layers (all of them: to
+    /// `x̂ = ws.dec.last()`).
+    fn decode(&self, ws: &mut Workspace<T>, b: usize, layers: usize) {
         let last = self.decoder.len() - 1;
-        for (k, layer) in self.decoder.iter().enumerate() {
+        for (k, layer) in self.decoder.iter().enumerate().take(layers) {
             let act = if k == last {
                 Activation::Identity
             } else {
@@ -245,7 +251,7 @@ impl<T: Scalar> Network<T> {
         let b = x.n_rows;
         self.encode(ws, x);
         let kl = latent::forward(&self.config, ws, noise, c, b);
-        self.decode(ws, b);
+        self.decode(ws, b, self.decoder.len());
         let recon = mse::forward(
             top(ws.dec.last().expect("decoder"), b),
             x,
@@ -266,14 +272,64 @@ impl<T: Scalar> Network<T> {
         ws.zero_grads(b);
         // Reconstruction loss → x̂.
         let last = self.decoder.len() - 1;
+        top_mut(&mut ws.ddec[last], b).fill(T::zero());
         mse::backward(
             top(&ws.dec[last], b),
             x,
             self.config.reduction,
             top_mut(&mut ws.ddec[last], b),
         );
-        // Decoder, last layer first, down to δz.
-        for k in (0..self.decoder.len()).rev() {
+        self.backward_from_decoder(ws, x, self.decoder.len());
+    }
+
+    /// A whole training step's forward and backward: the same losses and gradients as
+    /// [`Network::forward`] then [`Network::backward`] (up to rounding), but the output layer
+    /// and the reconstruction loss run fused, a block of genes at a time
+    /// ([`output_mse`]), so the `B × genes` reconstruction and its gradient never go out to
+    /// memory. `ws.dec.last()` is not filled.
+    pub fn train_step(
+        &mut self,
+        ws: &mut Workspace<T>,
+        x: &Csr<T>,
+        noise: &Noise<T>,
+        c: f64,
+    ) -> Losses {
+        let b = x.n_rows;
+        self.encode(ws, x);
+        let kl = latent::forward(&self.config, ws, noise, c, b);
+        let last = self.decoder.len() - 1;
+        self.decode(ws, b, last);
+        self.zero_grad();
+        ws.zero_grads(b);
+        let (below, _) = ws.dec.split_at(last);
+        let (dbelow, _) = ws.ddec.split_at_mut(last);
+        let (input, dinput) = match last {
+            0 => (top(&ws.z, b), top_mut(&mut ws.dz, b)),
+            _ => (top(&below[last - 1], b), top_mut(&mut dbelow[last - 1], b)),
+        };
+        let recon = output_mse::forward_backward(
+            &mut self.decoder[last],
+            input,
+            x,
+            self.config.reduction,
+            dinput,
+            &mut ws.output,
+        );
+        self.backward_from_decoder(ws, x, last);
+        Losses {
+            recon,
+            kl,
+            total: recon + self.config.beta * kl,
+        }
+    }
+
+    /// The backward pass from the output gradient of decoder layer `layers − 1` (already in
+    /// `ws.ddec`) down to the first layer.
+    fn backward_from_decoder(&mut self, ws: &mut Workspace<T>, x: &Csr<T>, layers: usize) {
+        let b = x.n_rows;
+        let last = self.decoder.len() - 1;
+        // Decoder, top layer first, down to δz.
+        for k in (0..layers).rev() {
             if k != last {
                 act_backward(
                     top(&ws.dec[k], b),
@@ -343,6 +399,7 @@ impl<T: Scalar> Network<T> {
             top_mut(&mut ws.dh[0], b),
             self.config.first_activation,
         );
+        ws.batch_t.rebuild_from(x);
         self.first.backward(&ws.batch_t, top(&ws.dh[0], b));
     }
 
@@ -361,15 +418,17 @@ impl<T: Scalar> Network<T> {
 }
 
 impl<T: Scalar> Workspace<T> {
-    /// Zeroes the activation gradients of the first `b` rows.
+    /// Zeroes the activation gradients of the first `b` rows, all but the reconstruction's
+    /// (`B × genes`: only the unfused [`Network::backward`] uses it, and zeroes it itself).
     fn zero_grads(&mut self, b: usize) {
         let zero = T::zero();
+        let below_output = self.ddec.len().saturating_sub(1);
         for a in self
             .dh
             .iter_mut()
             .chain(self.dhead_hidden.iter_mut())
             .chain(self.dhead_out.iter_mut())
-            .chain(self.ddec.iter_mut())
+            .chain(self.ddec.iter_mut().take(below_output))
             .chain(std::iter::once(&mut self.dz))
         {
             top_mut(a, b).fill(zero);

@@ -91,7 +91,7 @@ pub fn train(
             x.gather_rows_into(rows, &mut batch);
             let noise = Noise::draw(&mut noise_rng, cfg.kind, b, cfg.latent);
             let c = cfg.c_at((epoch - 1) * batches_per_epoch + k, total_steps);
-            let losses = net.forward(&mut ws, &batch, &noise, c);
+            let losses = net.train_step(&mut ws, &batch, &noise, c);
             if !losses.total.is_finite() {
                 return Err(Error::NonFinite {
                     epoch,
@@ -99,7 +99,6 @@ pub fn train(
                     what: "the loss".into(),
                 });
             }
-            net.backward(&mut ws, &batch);
             adam.step(net);
             // Back to sums over cells, whatever the reduction.
             let undo = 1.0 / cfg.reduction.factor(b);
