@@ -107,7 +107,7 @@ macro_rules! simd_fn {
 }
 pub(crate) use simd_fn;
 
-/// The widest vector unit [`simd_fn!`] functions run on.
+/// The widest vector unit the engine's elementwise kernels (`simd_fn!`) run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SimdLevel {
     Avx512,
