@@ -10,7 +10,6 @@ Seconds per epoch exclude each run's first epoch (warm-up). Optional: never need
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -20,11 +19,14 @@ ROOT = os.path.dirname(HERE)
 
 
 def cellvae_epochs(binary, model, epochs, threads):
-    out = subprocess.run(
+    out_dir = os.path.join(ROOT, "target", "compare", model)
+    subprocess.run(
         [binary, "train", "--model", model, "--epochs", str(epochs), "--threads", str(threads),
-         "--out", os.path.join(ROOT, "target", "compare", model)],
+         "--quiet", "--out", out_dir],
         capture_output=True, text=True, check=True, cwd=ROOT)
-    return [float(s) for s in re.findall(r"\(([0-9.]+)s\)\n", out.stderr)]
+    # loss.csv: epoch,loss,recon,kl,recon_per_entry,seconds (seconds to 0.1 ms)
+    with open(os.path.join(out_dir, "loss.csv")) as f:
+        return [float(line.rsplit(",", 1)[1]) for line in f.read().splitlines()[1:]]
 
 
 def torch_epochs(data, model, epochs, threads, device):

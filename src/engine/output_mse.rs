@@ -1,82 +1,86 @@
-//! The decoder's output layer fused with the squared-error loss: the training step's hot path.
+//! The decoder's output layer and the squared-error loss in one step, without forming `x̂`.
 //!
-//! Shapes: `h: (B, n)`, `W: (d, n)`, `b: (d)`, `x: (B, d)` CSR; `d` is the number of genes.
+//! Shapes: `H: (B, n)` (the last hidden layer), `W: (d, n)`, `b: (d)`, `X: (B, d)` sparse
+//! (CSR, and its transpose `Xᵀ` as a [`Csc`]); `d` genes, `n` = 128 hidden units in `paper`.
 //!
 //! The same math as [`super::dense`] (identity activation) followed by [`super::mse`]:
 //!
-//! Forward:  `x̂ = h·Wᵀ + 1·bᵀ`,  `L = r · Σ_i Σ_g (x̂_ig − x_ig)²`  (`r` from [`Reduction`]).
+//! Forward:  `X̂ = H·Wᵀ + 1·bᵀ`,  `L = r · Σ_i Σ_g (X̂_ig − X_ig)²`  (`r` from [`Reduction`]).
 //!
-//! Backward, with `δx̂ = 2r (x̂ − x)`:
-//! - `∂W += δx̂ᵀ·h`   `(d, n)`
-//! - `∂b += Σ_rows δx̂`   `(d)`
-//! - `δh += δx̂·W`   `(B, n)`
+//! Backward, with the residual `R = X̂ − X`:
+//! - `∂W += 2r · Rᵀ·H`,  `∂b += 2r · Rᵀ·1`,  `∂H += 2r · R·W`.
 //!
-//! Why fused: `x̂` and `δx̂` are `B × d` (256 × 13,714 floats, 14 MB each on PBMC3k). Run as
-//! separate layers they go out to memory and back five times per step. Here the genes are
-//! taken a block of [`BLOCK`] at a time: that block's slice of `x̂` is computed, turned into
-//! its residual `x̂ − x` in place, and used at once for the block's rows of `∂W` and `∂b` and
-//! its share of `δh`, all while it sits in the core's cache. `x̂` is never stored whole. The
-//! factor `2r` rides in the products' `α`, so no pass scales the residual.
+//! Why not form `X̂`: it is `B × d` dense (256 × 13,714), and the three products above with a
+//! dense `R` cost `3 · 2Bdn` flops (2.7 GFLOP per step, 94 % of a step's work). Because the
+//! layer is linear and the loss quadratic, `R` can be multiplied out instead:
 //!
-//! Determinism: the genes are cut into fixed groups of [`GROUP`] (never by thread count). One
-//! thread does a whole group; each group keeps its own part of `δh` and of the loss, and the
-//! parts are added in group order. The result does not depend on the number of threads.
+//! - `Rᵀ·H = W·(HᵀH) + b·(1ᵀH) − Xᵀ·H`
+//! - `Rᵀ·1 = W·(Hᵀ1) + B·b − Xᵀ·1`
+//! - `R·W = H·(WᵀW) + 1·(Wᵀb)ᵀ − X·W`
+//! - `Σ R² = Σ_i [h_i·(WᵀW)·h_iᵀ + 2 h_i·(Wᵀb) + bᵀb] − 2 Σ_i [h_i·(X·W)_i + Σ_g X_ig b_g] + Σ X²`
+//!
+//! The dense work is now the two `n × n` Gram products: `WᵀW` and `W·(HᵀH)`, each `2dn²` flops
+//! (0.45 GFLOP), a third of before with `n = 128 < B = 256`. `X·W` and `Xᵀ·H` touch only the
+//! nonzeros (`2·nnz·n` flops each), with the first layer's sparse kernels
+//! ([`super::sparse_dense`]). Everything else is `n × n` or smaller.
+//!
+//! Rounding: in `f32`, the gradient is a difference of terms somewhat larger than itself
+//! (`X̂` against `X`), so it carries a few more ulps of error than the direct form; the loss is
+//! summed in `f64` per cell. Gradient checks run this code in `f64`, and a test holds it equal
+//! to the separate layers.
+//!
+//! Determinism: each output row (of `∂W`, `∂b`, `∂H`) is computed by one task in a fixed
+//! order, and the per-cell losses are added in cell order: nothing depends on thread count.
 
-use super::dense::Dense;
-use super::gemm::gemm_serial;
-use super::scalar::{add_into, axpy, sum_of_squares, Scalar};
+use super::dense::{add_column_sums, Dense};
+use super::gemm::gemm;
+use super::scalar::{axpy, simd_fn, Scalar};
+use super::sparse_dense::{backward_row, forward_row};
 use super::Reduction;
-use crate::csr::Csr;
-use ndarray::parallel::prelude::*;
-use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
+use crate::csr::{Csc, Csr};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 
-/// Genes per unit of parallel work (and of the summation order of `δh`).
-pub const GROUP: usize = 1024;
-/// Genes per cache-sized block inside a group: `B × BLOCK` residuals (256 KB at B = 256, f32).
-pub const BLOCK: usize = 256;
-
-/// One group's working memory.
-#[derive(Clone, Debug)]
-struct GroupScratch<T> {
-    /// `(B, BLOCK)`: the block's `x̂`, then its residual `x̂ − x`.
-    residual: Array2<T>,
-    /// `(B, n)`: this group's part of `δh / 2r`.
-    dh: Array2<T>,
-    /// Per batch row, the position of its next nonzero in the CSR target.
-    cursor: Vec<usize>,
-    /// This group's part of `L / r`.
-    loss: f64,
-}
-
-/// Buffers for [`forward_backward`], sized once for batches of up to `capacity` rows.
+/// Small buffers for [`forward_backward`], sized once for batches of up to `capacity` rows.
 #[derive(Clone, Debug, Default)]
 pub struct OutputScratch<T> {
-    groups: Vec<GroupScratch<T>>,
+    /// `WᵀW (n, n)`
+    gram_w: Array2<T>,
+    /// `HᵀH (n, n)`
+    gram_h: Array2<T>,
+    /// `H·(WᵀW) (B, n)`, then `R·W`.
+    h_gram: Array2<T>,
+    /// `X·W (B, n)`
+    xw: Array2<T>,
+    /// `Wᵀb (n)` as a `(1, n)` row.
+    wb: Array2<T>,
+    /// `Hᵀ1 (n)`
+    h_sum: Array1<T>,
+    /// Per cell, its share of `L / r`.
+    cell_loss: Vec<f64>,
 }
 
 impl<T: Scalar> OutputScratch<T> {
-    /// Room for `capacity` rows, `n_genes` outputs and `n_in` inputs.
-    pub fn new(capacity: usize, n_genes: usize, n_in: usize) -> Self {
-        let block = BLOCK.min(n_genes);
+    /// Room for `capacity` rows and `n_in` hidden units.
+    pub fn new(capacity: usize, n_in: usize) -> Self {
         OutputScratch {
-            groups: (0..n_genes.div_ceil(GROUP))
-                .map(|_| GroupScratch {
-                    residual: Array2::zeros((capacity, block)),
-                    dh: Array2::zeros((capacity, n_in)),
-                    cursor: vec![0; capacity],
-                    loss: 0.0,
-                })
-                .collect(),
+            gram_w: Array2::zeros((n_in, n_in)),
+            gram_h: Array2::zeros((n_in, n_in)),
+            h_gram: Array2::zeros((capacity, n_in)),
+            xw: Array2::zeros((capacity, n_in)),
+            wb: Array2::zeros((1, n_in)),
+            h_sum: Array1::zeros(n_in),
+            cell_loss: vec![0.0; capacity],
         }
     }
 }
 
 /// One training step of the output layer and the loss: returns `L` and accumulates `∂W`, `∂b`
-/// (into `layer`) and `δh`.
+/// (into `layer`) and `∂H` (into `dh`). `xt` is the transpose of `x`.
 pub fn forward_backward<T: Scalar>(
     layer: &mut Dense<T>,
     h: ArrayView2<'_, T>,
     x: &Csr<T>,
+    xt: &Csc<T>,
     reduction: Reduction,
     mut dh: ArrayViewMut2<'_, T>,
     scratch: &mut OutputScratch<T>,
@@ -88,126 +92,129 @@ pub fn forward_backward<T: Scalar>(
         (batch, n_genes),
         "output layer: target shape"
     );
-    assert_eq!(dh.dim(), (batch, n_in), "output layer: δh shape");
     assert_eq!(
-        scratch.groups.len(),
-        n_genes.div_ceil(GROUP),
-        "output layer: scratch"
+        (xt.n_rows, xt.n_cols()),
+        (batch, n_genes),
+        "output layer: transpose shape"
     );
+    assert_eq!(dh.dim(), (batch, n_in), "output layer: ∂H shape");
+    assert_eq!(
+        scratch.gram_w.dim(),
+        (n_in, n_in),
+        "output layer: scratch width"
+    );
+    assert!(
+        batch <= scratch.xw.nrows(),
+        "output layer: scratch capacity"
+    );
+    let (one, zero) = (T::one(), T::zero());
     let r = reduction.factor(batch);
     let two_r = T::from_f64(2.0 * r);
-    let Dense {
-        weight,
-        bias,
-        dweight,
-        dbias,
-    } = layer;
-    weight
-        .axis_chunks_iter(Axis(0), GROUP)
-        .into_par_iter()
-        .zip(bias.axis_chunks_iter(Axis(0), GROUP).into_par_iter())
-        .zip(dweight.axis_chunks_iter_mut(Axis(0), GROUP).into_par_iter())
-        .zip(dbias.axis_chunks_iter_mut(Axis(0), GROUP).into_par_iter())
-        .zip(scratch.groups.par_iter_mut())
-        .enumerate()
-        // One group per task, so the threads share out the groups as they finish them.
-        .with_max_len(1)
-        .for_each(|(g, ((((w, b), dw), db), sc))| {
-            group(g * GROUP, w, b, dw, db, h, x, two_r, sc);
+    let sc = scratch;
+    let h_flat = h.as_standard_layout();
+    let h_flat = h_flat.as_slice().expect("standard layout");
+    let w = layer.weight.as_slice().expect("standard layout");
+
+    // The Gram matrices and the small products.
+    let wt = layer.weight.t();
+    gemm(one, wt, layer.weight.view(), zero, sc.gram_w.view_mut());
+    gemm(one, h.t(), h, zero, sc.gram_h.view_mut());
+    let bias_row = layer.bias.view().insert_axis(Axis(0));
+    gemm(one, bias_row, layer.weight.view(), zero, sc.wb.view_mut());
+    sc.h_sum.fill(zero);
+    add_column_sums(h, sc.h_sum.view_mut());
+    let mut h_gram = sc.h_gram.slice_mut(ndarray::s![..batch, ..]);
+    gemm(one, h, sc.gram_w.view(), zero, h_gram.view_mut());
+    let mut xw = sc.xw.slice_mut(ndarray::s![..batch, ..]);
+    Zip::indexed(xw.rows_mut()).par_for_each(|i, mut row| {
+        let (cols, vals) = x.row(i);
+        forward_row(cols, vals, w, row.as_slice_mut().expect("contiguous row"));
+    });
+
+    // The loss, cell by cell (in f64), and R·W = H·(WᵀW) + 1·(Wᵀb)ᵀ − X·W into `h_gram`.
+    let (b, wb) = (layer.bias.as_slice().expect("contiguous"), sc.wb.row(0));
+    let wb = wb.as_slice().expect("contiguous");
+    let btb: f64 = b.iter().map(|&v| v.to_f64() * v.to_f64()).sum();
+    Zip::indexed(h_gram.rows_mut())
+        .and(xw.rows())
+        .and(&mut sc.cell_loss[..batch])
+        .par_for_each(|i, mut hg, xw_i, loss| {
+            let (hg, xw_i) = (
+                hg.as_slice_mut().expect("row"),
+                xw_i.to_slice().expect("row"),
+            );
+            let h_i = &h_flat[i * n_in..(i + 1) * n_in];
+            let (cols, vals) = x.row(i);
+            let x_b: f64 = cols
+                .iter()
+                .zip(vals)
+                .map(|(&g, &v)| dot1(v, b[g as usize]))
+                .sum();
+            let x_x: f64 = vals.iter().map(|&v| dot1(v, v)).sum();
+            *loss = dot(h_i, hg) + 2.0 * dot(h_i, wb) + btb - 2.0 * (dot(h_i, xw_i) + x_b) + x_x;
+            residual_times_w(hg, wb, xw_i);
         });
-    let mut loss = 0.0;
-    for sc in &scratch.groups {
-        for (mut dst, src) in dh.rows_mut().into_iter().zip(sc.dh.rows()) {
-            let (dst, src) = (dst.as_slice_mut(), src.to_slice());
-            add_into(src.expect("contiguous"), dst.expect("contiguous δh row"));
-        }
-        loss += sc.loss;
+    for (mut d, rw) in dh.rows_mut().into_iter().zip(h_gram.rows()) {
+        let d = d.as_slice_mut().expect("contiguous ∂H row");
+        axpy(two_r, rw.to_slice().expect("row"), d);
     }
-    loss * r
+
+    // ∂W += 2r (W·(HᵀH) + b·(1ᵀH) − Xᵀ·H),  ∂b += 2r (W·(Hᵀ1) + B·b − Xᵀ·1).
+    gemm(
+        two_r,
+        layer.weight.view(),
+        sc.gram_h.view(),
+        one,
+        layer.dweight.view_mut(),
+    );
+    let h_sum = sc.h_sum.as_slice().expect("contiguous");
+    let batch_t = T::from_f64(batch as f64);
+    Zip::indexed(layer.dweight.rows_mut())
+        .and(&mut layer.dbias)
+        .par_for_each(|g, mut dw, db| {
+            let dw = dw.as_slice_mut().expect("contiguous ∂W row");
+            let (p0, p1) = (xt.colptr[g], xt.colptr[g + 1]);
+            let (rows, vals) = (&xt.rows[p0..p1], &xt.data[p0..p1]);
+            let w_g = &w[g * n_in..(g + 1) * n_in];
+            *db += two_r * gene_bias_gradient(w_g, h_sum, b[g] * batch_t, vals);
+            axpy(two_r * b[g], h_sum, dw);
+            backward_row(rows, vals, -two_r, h_flat, dw);
+        });
+
+    sc.cell_loss[..batch].iter().sum::<f64>() * r
 }
 
-/// Genes `g0 .. g0 + w.nrows()`: their rows of `W`, `b`, `∂W`, `∂b`, one block at a time.
-#[allow(clippy::too_many_arguments)]
-fn group<T: Scalar>(
-    g0: usize,
-    w: ArrayView2<'_, T>,
-    b: ArrayView1<'_, T>,
-    mut dw: ArrayViewMut2<'_, T>,
-    mut db: ArrayViewMut1<'_, T>,
-    h: ArrayView2<'_, T>,
-    x: &Csr<T>,
-    two_r: T,
-    sc: &mut GroupScratch<T>,
-) {
-    let batch = h.nrows();
-    let (one, zero) = (T::one(), T::zero());
-    for (i, c) in sc.cursor[..batch].iter_mut().enumerate() {
-        let cols = x.row(i).0;
-        *c = x.indptr[i] + cols.partition_point(|&j| (j as usize) < g0);
-    }
-    sc.loss = 0.0;
-    let n = w.nrows();
-    for s0 in (0..n).step_by(BLOCK) {
-        let s1 = (s0 + BLOCK).min(n);
-        let w_blk = w.slice(s![s0..s1, ..]);
-        let mut res = sc.residual.slice_mut(s![..batch, ..s1 - s0]);
-        // x̂ = h·Wᵀ (the bias is added below, with the residual).
-        gemm_serial(one, h, w_blk.t(), zero, res.view_mut());
-        sc.loss += residual_in_place(
-            res.view_mut(),
-            b.slice(s![s0..s1]),
-            x,
-            &mut sc.cursor[..batch],
-            g0 + s0,
-        );
-        let res = res.view();
-        // ∂b += 2r Σ_rows (x̂ − x), each column summed top to bottom.
-        let db = db
-            .slice_mut(s![s0..s1])
-            .into_slice()
-            .expect("contiguous ∂b");
-        for row in res.rows() {
-            axpy(two_r, row.to_slice().expect("contiguous residual row"), db);
+/// `Σ a_k b_k` in `f64`.
+fn dot<T: Scalar>(a: &[T], b: &[T]) -> f64 {
+    a.iter().zip(b).map(|(&a, &b)| dot1(a, b)).sum()
+}
+
+/// `a · b` in `f64`.
+#[inline]
+fn dot1<T: Scalar>(a: T, b: T) -> f64 {
+    a.to_f64() * b.to_f64()
+}
+
+simd_fn! {
+    /// `hg ← hg + wb − xw`: one cell's `R·W` from `H·(WᵀW)`, `Wᵀb` and `X·W`.
+    fn residual_times_w<T>(hg: &mut [T], wb: &[T], xw: &[T]) {
+        for ((v, &u), &p) in hg.iter_mut().zip(wb).zip(xw) {
+            *v = *v + u - p;
         }
-        // ∂W += 2r (x̂ − x)ᵀ·h   and   δh_group (+)= 2r (x̂ − x)·W.
-        gemm_serial(two_r, res.t(), h, one, dw.slice_mut(s![s0..s1, ..]));
-        let beta = if s0 == 0 { zero } else { one };
-        gemm_serial(two_r, res, w_blk, beta, sc.dh.slice_mut(s![..batch, ..]));
     }
 }
 
-/// Turns `x̂ = h·Wᵀ` for the genes `g0 ..` of this block into the residual `x̂ + b − x`, in
-/// place, and returns `Σ (x̂ + b − x)²` over the block. The sparse target is read through
-/// `cursor`, each row's position in the CSR, which it advances past the block.
-///
-/// `Σ_g (x̂ − x)² = Σ_g x̂² + Σ_{g ∈ nz} [(x̂ − x)² − x̂²]`, so the dense part never looks at `x`.
-fn residual_in_place<T: Scalar>(
-    mut res: ArrayViewMut2<'_, T>,
-    b: ArrayView1<'_, T>,
-    x: &Csr<T>,
-    cursor: &mut [usize],
-    g0: usize,
-) -> f64 {
-    let b = b.to_slice().expect("contiguous bias");
-    let g1 = g0 + b.len();
-    let mut total = 0.0;
-    for (i, mut row) in res.rows_mut().into_iter().enumerate() {
-        let row = row.as_slice_mut().expect("contiguous residual row");
-        add_into(b, row);
-        let mut acc = sum_of_squares(row);
-        let end = x.indptr[i + 1];
-        let mut p = cursor[i];
-        while p < end && (x.indices[p] as usize) < g1 {
-            let v = &mut row[x.indices[p] as usize - g0];
-            let xv = x.data[p];
-            acc += (*v - xv) * (*v - xv) - *v * *v;
-            *v -= xv;
-            p += 1;
+simd_fn! {
+    /// One gene's `Rᵀ·1 = W_g·(Hᵀ1) + B·b_g − Σ_i X_ig` (with `B·b_g` given).
+    fn gene_bias_gradient<T>(w_g: &[T], h_sum: &[T], batch_b: T, x_vals: &[T]) -> T {
+        let mut lanes = [T::zero(); 16];
+        for (k, (&w, &s)) in w_g.iter().zip(h_sum).enumerate() {
+            lanes[k % 16] += w * s;
         }
-        cursor[i] = p;
-        total += acc.to_f64();
+        let ws = lanes.iter().fold(T::zero(), |a, &l| a + l);
+        let x_sum = x_vals.iter().fold(T::zero(), |a, &v| a + v);
+        ws + batch_b - x_sum
     }
-    total
 }
 
 #[cfg(test)]
@@ -218,8 +225,7 @@ mod tests {
     use crate::engine::relu::Activation;
     use crate::engine::rng::{stream, Stream};
 
-    /// A target with empty rows, rows with a single gene, and nonzeros on both sides of every
-    /// block and group boundary of a `d`-gene layer.
+    /// A target with empty rows and about 40 % nonzeros elsewhere.
     fn target(batch: usize, d: usize) -> Csr<f64> {
         let mut x = Csr::with_cols(d);
         for i in 0..batch {
@@ -232,12 +238,18 @@ mod tests {
         x
     }
 
-    /// The fused step against the separate layers it replaces, over several groups and a
-    /// partial last block, both reductions.
+    fn transpose<T: Scalar>(x: &Csr<T>) -> Csc<T> {
+        let mut xt = Csc::default();
+        xt.rebuild_from(x);
+        xt
+    }
+
+    /// The one-step form against the separate layers it replaces, both reductions.
     #[test]
     fn equals_dense_then_mse() {
-        let (batch, n_in, d) = (9, 5, 2 * GROUP + BLOCK + 37);
+        let (batch, n_in, d) = (9, 5, 300);
         let x = target(batch, d);
+        let xt = transpose(&x);
         let h = random(batch, n_in, 1.0, 3);
         for reduction in [Reduction::Sum, Reduction::Mean] {
             let mut separate = Dense::<f64>::new(n_in, d, &mut stream(5, Stream::Init));
@@ -251,32 +263,81 @@ mod tests {
             separate.backward(h.view(), dxhat.view(), Some(want_dh.view_mut()));
 
             let mut dh = Array2::from_elem((batch, n_in), 0.5);
-            let mut scratch = OutputScratch::new(batch, d, n_in);
+            let mut sc = OutputScratch::new(batch, n_in);
             let loss = forward_backward(
                 &mut fused,
                 h.view(),
                 &x,
+                &xt,
                 reduction,
                 dh.view_mut(),
-                &mut scratch,
+                &mut sc,
             );
             let close = |a: &Array2<f64>, b: &Array2<f64>| {
                 a.iter()
                     .zip(b)
-                    .all(|(a, b)| (a - b).abs() <= 1e-12 * (1.0 + b.abs()))
+                    .all(|(a, b)| (a - b).abs() <= 1e-11 * (1.0 + b.abs()))
             };
             assert!(
-                (loss - want_loss).abs() <= 1e-12 * want_loss,
+                (loss - want_loss).abs() <= 1e-11 * want_loss,
                 "{reduction:?} loss"
             );
-            assert!(close(&dh, &want_dh), "{reduction:?} δh");
+            assert!(close(&dh, &want_dh), "{reduction:?} ∂H");
             assert!(close(&fused.dweight, &separate.dweight), "{reduction:?} ∂W");
             let (db, want_db) = (&fused.dbias, &separate.dbias);
             assert!(db
                 .iter()
                 .zip(want_db)
-                .all(|(a, b)| (a - b).abs() <= 1e-12 * (1.0 + b.abs())));
+                .all(|(a, b)| (a - b).abs() <= 1e-11 * (1.0 + b.abs())));
         }
+    }
+
+    /// In `f32`, on PBMC-like magnitudes, the gradients stay within a few 1e-6 (relative to
+    /// the gradient's largest entry) of the `f64` separate layers.
+    #[test]
+    fn f32_rounding_stays_small() {
+        let (batch, n_in, d) = (64, 16, 2000);
+        let x = target(batch, d);
+        let h = random(batch, n_in, 1.0, 3).mapv(f64::abs);
+        let mut exact = Dense::<f64>::new(n_in, d, &mut stream(5, Stream::Init));
+        let mut xhat = Array2::zeros((batch, d));
+        exact.forward(h.view(), xhat.view_mut(), Activation::Identity);
+        let mut dxhat = Array2::zeros((batch, d));
+        mse::backward(xhat.view(), &x, Reduction::Mean, dxhat.view_mut());
+        let mut want_dh = Array2::zeros((batch, n_in));
+        exact.backward(h.view(), dxhat.view(), Some(want_dh.view_mut()));
+
+        let mut fast = Dense::<f32> {
+            weight: exact.weight.mapv(|v| v as f32),
+            bias: exact.bias.mapv(|v| v as f32),
+            dweight: Array2::zeros((d, n_in)),
+            dbias: Array1::zeros(d),
+        };
+        let x32 = x.map(|v| v as f32);
+        let mut dh = Array2::<f32>::zeros((batch, n_in));
+        let mut sc = OutputScratch::new(batch, n_in);
+        let (h32, xt32) = (h.mapv(|v| v as f32), transpose(&x32));
+        forward_backward(
+            &mut fast,
+            h32.view(),
+            &x32,
+            &xt32,
+            Reduction::Mean,
+            dh.view_mut(),
+            &mut sc,
+        );
+        let rel = |a: &Array2<f32>, b: &Array2<f64>| {
+            let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            a.iter()
+                .zip(b)
+                .fold(0.0f64, |m, (&a, &b)| m.max((a as f64 - b).abs() / scale))
+        };
+        assert!(
+            rel(&fast.dweight, &exact.dweight) < 1e-5,
+            "∂W {}",
+            rel(&fast.dweight, &exact.dweight)
+        );
+        assert!(rel(&dh, &want_dh) < 1e-5, "∂H {}", rel(&dh, &want_dh));
     }
 
     /// Finite differences of the loss against every gradient of a small layer.
@@ -284,25 +345,28 @@ mod tests {
     fn gradcheck_output_mse() {
         let (batch, n_in, d) = (4, 3, 11);
         let x = target(batch, d);
+        let xt = transpose(&x);
         let h0 = random(batch, n_in, 1.0, 8);
         let mut layer = Dense::<f64>::new(n_in, d, &mut stream(2, Stream::Init));
-        let mut scratch = OutputScratch::new(batch, d, n_in);
+        let mut sc = OutputScratch::new(batch, n_in);
         let mut dh = Array2::zeros((batch, n_in));
         forward_backward(
             &mut layer,
             h0.view(),
             &x,
+            &xt,
             Reduction::Mean,
             dh.view_mut(),
-            &mut scratch,
+            &mut sc,
         );
         let loss = |l: &Dense<f64>, h: &Array2<f64>| {
-            let (mut probe, mut sc) = (l.clone(), OutputScratch::new(batch, d, n_in));
+            let (mut probe, mut sc) = (l.clone(), OutputScratch::new(batch, n_in));
             let mut sink = Array2::zeros((batch, n_in));
             forward_backward(
                 &mut probe,
                 h.view(),
                 &x,
+                &xt,
                 Reduction::Mean,
                 sink.view_mut(),
                 &mut sc,
@@ -351,7 +415,7 @@ mod tests {
 
     #[test]
     fn identical_across_thread_counts() {
-        let (batch, n_in, d) = (7, 6, 3 * GROUP + 5);
+        let (batch, n_in, d) = (7, 6, 3000);
         let x = target(batch, d).map(|v| v as f32);
         let h = random(batch, n_in, 1.0, 4).mapv(|v| v as f32);
         let run = |threads: usize| {
@@ -359,20 +423,22 @@ mod tests {
                 .num_threads(threads)
                 .build()
                 .unwrap();
-            let mut layer = Dense::<f32>::new(n_in, d, &mut stream(6, Stream::Init));
-            let mut dh = Array2::zeros((batch, n_in));
-            let mut sc = OutputScratch::new(batch, d, n_in);
-            let loss = pool.install(|| {
-                forward_backward(
+            pool.install(|| {
+                let xt = transpose(&x);
+                let mut layer = Dense::<f32>::new(n_in, d, &mut stream(6, Stream::Init));
+                let mut dh = Array2::zeros((batch, n_in));
+                let mut sc = OutputScratch::new(batch, n_in);
+                let loss = forward_backward(
                     &mut layer,
                     h.view(),
                     &x,
+                    &xt,
                     Reduction::Mean,
                     dh.view_mut(),
                     &mut sc,
-                )
-            });
-            (loss, dh, layer.dweight, layer.dbias)
+                );
+                (loss, dh, layer.dweight, layer.dbias)
+            })
         };
         let one = run(1);
         for t in [2, 3] {

@@ -55,8 +55,8 @@ fn axpy_lanes<T: Scalar>(a: T, x: &[T], acc: &mut [T]) {
 
 simd_fn! {
     /// One output row of the forward: `y = Σ_{j ∈ nz} v_j · Wᵀ[j, :]` over the row's nonzeros
-    /// (`cols`, `vals`), [`LANES`] columns at a time.
-    fn forward_row<T>(cols: &[u32], vals: &[T], w: &[T], y: &mut [T]) {
+    /// (`cols`, `vals`), [`LANES`] columns at a time. (Also the output layer's `X·W`.)
+    pub(crate) fn forward_row<T>(cols: &[u32], vals: &[T], w: &[T], y: &mut [T]) {
         let out = y.len();
         for c0 in (0..out).step_by(LANES) {
             let width = LANES.min(out - c0);
@@ -72,9 +72,10 @@ simd_fn! {
 }
 
 simd_fn! {
-    /// One gene's row of the weight gradient: `∂Wᵀ[j, :] += Σ_p v_p · δy[i_p, :]` over the
-    /// gene's nonzeros (`rows` i_p, `vals` v_p), [`LANES`] columns at a time.
-    fn backward_row<T>(rows: &[u32], vals: &[T], dy: &[T], grad: &mut [T]) {
+    /// One gene's row of the weight gradient: `∂Wᵀ[j, :] += Σ_p (scale·v_p) · δy[i_p, :]` over
+    /// the gene's nonzeros (`rows` i_p, `vals` v_p), [`LANES`] columns at a time. (Also the
+    /// output layer's `Xᵀ·H`, scaled.)
+    pub(crate) fn backward_row<T>(rows: &[u32], vals: &[T], scale: T, dy: &[T], grad: &mut [T]) {
         let out = grad.len();
         for c0 in (0..out).step_by(LANES) {
             let width = LANES.min(out - c0);
@@ -83,7 +84,7 @@ simd_fn! {
             acc.copy_from_slice(&grad[c0..c0 + width]);
             for (&i, &v) in rows.iter().zip(vals) {
                 let start = i as usize * out + c0;
-                axpy_lanes(v, &dy[start..start + width], acc);
+                axpy_lanes(scale * v, &dy[start..start + width], acc);
             }
             grad[c0..c0 + width].copy_from_slice(acc);
         }
@@ -161,7 +162,8 @@ impl<T: Scalar> SparseDense<T> {
                 return;
             }
             let grad_row = grad_row.as_slice_mut().expect("standard layout");
-            backward_row(&xt.rows[p0..p1], &xt.data[p0..p1], dy_flat, grad_row);
+            let (rows, vals) = (&xt.rows[p0..p1], &xt.data[p0..p1]);
+            backward_row(rows, vals, T::one(), dy_flat, grad_row);
         });
         add_column_sums(dy, self.dbias.view_mut());
     }

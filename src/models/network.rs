@@ -182,7 +182,7 @@ impl<T: Scalar> Network<T> {
             batch_t: Csc::default(),
             output: if with_decoder {
                 let n_in = self.decoder.last().expect("decoder").n_in();
-                OutputScratch::new(capacity, self.n_genes, n_in)
+                OutputScratch::new(capacity, n_in)
             } else {
                 OutputScratch::default()
             },
@@ -279,7 +279,8 @@ impl<T: Scalar> Network<T> {
             self.config.reduction,
             top_mut(&mut ws.ddec[last], b),
         );
-        self.backward_from_decoder(ws, x, self.decoder.len());
+        ws.batch_t.rebuild_from(x);
+        self.backward_from_decoder(ws, b, self.decoder.len());
     }
 
     /// A whole training step's forward and backward: the same losses and gradients as
@@ -301,6 +302,7 @@ impl<T: Scalar> Network<T> {
         self.decode(ws, b, last);
         self.zero_grad();
         ws.zero_grads(b);
+        ws.batch_t.rebuild_from(x);
         let (below, _) = ws.dec.split_at(last);
         let (dbelow, _) = ws.ddec.split_at_mut(last);
         let (input, dinput) = match last {
@@ -311,11 +313,12 @@ impl<T: Scalar> Network<T> {
             &mut self.decoder[last],
             input,
             x,
+            &ws.batch_t,
             self.config.reduction,
             dinput,
             &mut ws.output,
         );
-        self.backward_from_decoder(ws, x, last);
+        self.backward_from_decoder(ws, b, last);
         Losses {
             recon,
             kl,
@@ -325,8 +328,8 @@ impl<T: Scalar> Network<T> {
 
     /// The backward pass from the output gradient of decoder layer `layers − 1` (already in
     /// `ws.ddec`) down to the first layer.
-    fn backward_from_decoder(&mut self, ws: &mut Workspace<T>, x: &Csr<T>, layers: usize) {
-        let b = x.n_rows;
+    /// Needs `ws.batch_t`, the transpose of the batch.
+    fn backward_from_decoder(&mut self, ws: &mut Workspace<T>, b: usize, layers: usize) {
         let last = self.decoder.len() - 1;
         // Decoder, top layer first, down to δz.
         for k in (0..layers).rev() {
@@ -399,7 +402,6 @@ impl<T: Scalar> Network<T> {
             top_mut(&mut ws.dh[0], b),
             self.config.first_activation,
         );
-        ws.batch_t.rebuild_from(x);
         self.first.backward(&ws.batch_t, top(&ws.dh[0], b));
     }
 
