@@ -33,8 +33,8 @@ fn export_parity_fixtures() {
         let noise =
             Noise::<f32>::draw(&mut stream(12, Stream::Noise), kind, rows.len(), cfg.latent);
         let mut ws = net.workspace(rows.len(), true);
-        let losses = net.forward(&mut ws, &batch, &noise, cfg.vsc_c);
-        net.backward(&mut ws, &batch);
+        // The training step's gradients (output layer and loss in Gram form), as training uses.
+        let losses = net.train_step(&mut ws, &batch, &noise, cfg.vsc_c);
         let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
         for (name, shape, v) in net.state_dict() {
             tensors.push((format!("param.{name}"), shape, v));
