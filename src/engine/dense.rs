@@ -132,7 +132,8 @@ pub fn add_column_sums<T: Scalar>(m: ArrayView2<'_, T>, mut acc: ArrayViewMut1<'
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::gradcheck::{check_slice, fixtures::random, TOLERANCE};
+    use crate::engine::gradcheck::fixtures::{check_dense_params, random};
+    use crate::engine::gradcheck::{check_slice, TOLERANCE};
     use crate::engine::rng::{stream, Stream};
 
     /// L = Σ G ⊙ relu(x·Wᵀ + b) with a fixed random G; gradients w.r.t. x, W and b.
@@ -167,29 +168,7 @@ mod tests {
                 )
             },
         );
-        let (dw, db) = (layer.dweight.clone(), layer.dbias.clone());
-        let mut probe = layer.clone();
-        let mut w = layer.weight.clone();
-        let err_w = check_slice(
-            w.as_slice_mut().unwrap(),
-            dw.as_slice().unwrap(),
-            |_| 1e-6,
-            |v| {
-                probe.weight.as_slice_mut().unwrap().copy_from_slice(v);
-                loss(&probe, &x0)
-            },
-        );
-        let mut probe = layer.clone();
-        let mut b = layer.bias.clone();
-        let err_b = check_slice(
-            b.as_slice_mut().unwrap(),
-            db.as_slice().unwrap(),
-            |_| 1e-6,
-            |v| {
-                probe.bias.as_slice_mut().unwrap().copy_from_slice(v);
-                loss(&probe, &x0)
-            },
-        );
+        let (err_w, err_b) = check_dense_params(&layer, 1e-6, |l| loss(l, &x0));
         assert!(
             err_x < TOLERANCE && err_w < TOLERANCE && err_b < TOLERANCE,
             "{err_x} {err_w} {err_b}"

@@ -52,9 +52,8 @@ pub fn gemm<T: Scalar>(
     }
 }
 
-/// `C ← α·A·B + β·C` as one matrixmultiply call on the calling thread: for callers that are
-/// already running in parallel (each on its own block), where a further split only costs.
-pub fn gemm_serial<T: Scalar>(
+/// One matrixmultiply call on the calling thread.
+fn gemm_serial<T: Scalar>(
     alpha: T,
     a: ArrayView2<'_, T>,
     b: ArrayView2<'_, T>,

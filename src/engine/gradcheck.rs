@@ -67,7 +67,9 @@ pub fn check_slice(
 
 #[cfg(test)]
 pub(crate) mod fixtures {
-    //! Small random tensors for the per-layer checks.
+    //! Small random tensors and shared checks for the per-layer tests.
+    use super::check_slice;
+    use crate::engine::dense::Dense;
     use crate::engine::rng::{stream, Stream};
     use ndarray::Array2;
     use rand::Rng;
@@ -76,5 +78,37 @@ pub(crate) mod fixtures {
     pub fn random(rows: usize, cols: usize, scale: f64, seed: u64) -> Array2<f64> {
         let mut rng = stream(seed, Stream::Init);
         Array2::from_shape_fn((rows, cols), |_| rng.random_range(-scale..scale))
+    }
+
+    /// Errors of a dense layer's `∂W` and `∂b` (read from its gradient buffers) against finite
+    /// differences (step `h`) of `loss`, evaluated on a copy of the layer with one value moved.
+    pub fn check_dense_params(
+        layer: &Dense<f64>,
+        h: f64,
+        loss: impl Fn(&Dense<f64>) -> f64,
+    ) -> (f64, f64) {
+        let mut probe = layer.clone();
+        let mut w = layer.weight.clone();
+        let err_w = check_slice(
+            w.as_slice_mut().unwrap(),
+            layer.dweight.as_slice().unwrap(),
+            |_| h,
+            |v| {
+                probe.weight.as_slice_mut().unwrap().copy_from_slice(v);
+                loss(&probe)
+            },
+        );
+        let mut probe = layer.clone();
+        let mut b = layer.bias.clone();
+        let err_b = check_slice(
+            b.as_slice_mut().unwrap(),
+            layer.dbias.as_slice().unwrap(),
+            |_| h,
+            |v| {
+                probe.bias.as_slice_mut().unwrap().copy_from_slice(v);
+                loss(&probe)
+            },
+        );
+        (err_w, err_b)
     }
 }

@@ -8,7 +8,7 @@
 //! | [`reparam`] | `z = μ + ε e^{ℓ/2}` | `δμ += δz`, `δℓ += ½ δz ε e^{ℓ/2}` |
 //! | [`spike_slab`] | `z = σ(c(η + γ − 1)) ⊙ (μ + ε e^{ℓ/2})`, `γ = e^{min(s_pre,0)}` | see the module |
 //! | [`mse`] | `Σ (x̂ − x)²` | `δx̂ = 2(x̂ − x)` |
-//! | [`output_mse`] | the output layer and [`mse`] in one pass | both, a block of genes at a time |
+//! | [`output_mse`] | the output layer and [`mse`] in one step, `x̂` never formed | via `WᵀW`, `HᵀH` and the nonzeros |
 //! | [`gaussian_kl`] | `−½ Σ (1 + ℓ − μ² − e^ℓ)` | `δμ = μ`, `δℓ = ½(e^ℓ − 1)` |
 //! | [`vsc_kl`] | the VSC paper's spike-and-slab KL | see the module |
 //! | [`adam`] | PyTorch's Adam | — |

@@ -11,7 +11,7 @@
 //! Rows are processed in parallel; the per-row sums are added in row order, so the value does
 //! not depend on the thread count.
 
-use super::scalar::{axpy, sum_of_squares, Scalar};
+use super::scalar::{axpy, dot, Scalar};
 use super::Reduction;
 use crate::csr::Csr;
 use ndarray::parallel::prelude::*;
@@ -26,7 +26,7 @@ pub fn forward<T: Scalar>(xhat: ArrayView2<'_, T>, x: &Csr<T>, reduction: Reduct
         .enumerate()
         .map(|(i, row)| {
             let mut acc = match row.to_slice() {
-                Some(r) => sum_of_squares(r),
+                Some(r) => dot(r, r),
                 None => row.iter().fold(T::zero(), |a, &v| a + v * v),
             };
             let (cols, vals) = x.row(i);

@@ -34,7 +34,7 @@
 
 use super::dense::{add_column_sums, Dense};
 use super::gemm::gemm;
-use super::scalar::{axpy, simd_fn, Scalar};
+use super::scalar::{axpy, dot, simd_fn, Scalar};
 use super::sparse_dense::{backward_row, forward_row};
 use super::Reduction;
 use crate::csr::{Csc, Csr};
@@ -116,8 +116,13 @@ pub fn forward_backward<T: Scalar>(
     let w = layer.weight.as_slice().expect("standard layout");
 
     // The Gram matrices and the small products.
-    let wt = layer.weight.t();
-    gemm(one, wt, layer.weight.view(), zero, sc.gram_w.view_mut());
+    gemm(
+        one,
+        layer.weight.t(),
+        layer.weight.view(),
+        zero,
+        sc.gram_w.view_mut(),
+    );
     gemm(one, h.t(), h, zero, sc.gram_h.view_mut());
     let bias_row = layer.bias.view().insert_axis(Axis(0));
     gemm(one, bias_row, layer.weight.view(), zero, sc.wb.view_mut());
@@ -131,14 +136,16 @@ pub fn forward_backward<T: Scalar>(
         forward_row(cols, vals, w, row.as_slice_mut().expect("contiguous row"));
     });
 
-    // The loss, cell by cell (in f64), and R·W = H·(WᵀW) + 1·(Wᵀb)ᵀ − X·W into `h_gram`.
+    // Cell by cell: the loss (in f64), R·W = H·(WᵀW) + 1·(Wᵀb)ᵀ − X·W (in place of H·(WᵀW)),
+    // and ∂H += 2r·R·W.
     let (b, wb) = (layer.bias.as_slice().expect("contiguous"), sc.wb.row(0));
     let wb = wb.as_slice().expect("contiguous");
     let btb: f64 = b.iter().map(|&v| v.to_f64() * v.to_f64()).sum();
     Zip::indexed(h_gram.rows_mut())
         .and(xw.rows())
         .and(&mut sc.cell_loss[..batch])
-        .par_for_each(|i, mut hg, xw_i, loss| {
+        .and(dh.rows_mut())
+        .par_for_each(|i, mut hg, xw_i, loss, mut dh_i| {
             let (hg, xw_i) = (
                 hg.as_slice_mut().expect("row"),
                 xw_i.to_slice().expect("row"),
@@ -148,16 +155,15 @@ pub fn forward_backward<T: Scalar>(
             let x_b: f64 = cols
                 .iter()
                 .zip(vals)
-                .map(|(&g, &v)| dot1(v, b[g as usize]))
+                .map(|(&g, &v)| mul_f64(v, b[g as usize]))
                 .sum();
-            let x_x: f64 = vals.iter().map(|&v| dot1(v, v)).sum();
-            *loss = dot(h_i, hg) + 2.0 * dot(h_i, wb) + btb - 2.0 * (dot(h_i, xw_i) + x_b) + x_x;
+            let x_x: f64 = vals.iter().map(|&v| mul_f64(v, v)).sum();
+            *loss = dot_f64(h_i, hg) + 2.0 * dot_f64(h_i, wb) + btb
+                - 2.0 * (dot_f64(h_i, xw_i) + x_b)
+                + x_x;
             residual_times_w(hg, wb, xw_i);
+            axpy(two_r, hg, dh_i.as_slice_mut().expect("contiguous ∂H row"));
         });
-    for (mut d, rw) in dh.rows_mut().into_iter().zip(h_gram.rows()) {
-        let d = d.as_slice_mut().expect("contiguous ∂H row");
-        axpy(two_r, rw.to_slice().expect("row"), d);
-    }
 
     // ∂W += 2r (W·(HᵀH) + b·(1ᵀH) − Xᵀ·H),  ∂b += 2r (W·(Hᵀ1) + B·b − Xᵀ·1).
     gemm(
@@ -184,14 +190,14 @@ pub fn forward_backward<T: Scalar>(
     sc.cell_loss[..batch].iter().sum::<f64>() * r
 }
 
-/// `Σ a_k b_k` in `f64`.
-fn dot<T: Scalar>(a: &[T], b: &[T]) -> f64 {
-    a.iter().zip(b).map(|(&a, &b)| dot1(a, b)).sum()
+/// `Σ a_k b_k`, each product and the sum in `f64` (the loss's terms nearly cancel).
+fn dot_f64<T: Scalar>(a: &[T], b: &[T]) -> f64 {
+    a.iter().zip(b).map(|(&a, &b)| mul_f64(a, b)).sum()
 }
 
 /// `a · b` in `f64`.
 #[inline]
-fn dot1<T: Scalar>(a: T, b: T) -> f64 {
+fn mul_f64<T: Scalar>(a: T, b: T) -> f64 {
     a.to_f64() * b.to_f64()
 }
 
@@ -204,23 +210,17 @@ simd_fn! {
     }
 }
 
-simd_fn! {
-    /// One gene's `Rᵀ·1 = W_g·(Hᵀ1) + B·b_g − Σ_i X_ig` (with `B·b_g` given).
-    fn gene_bias_gradient<T>(w_g: &[T], h_sum: &[T], batch_b: T, x_vals: &[T]) -> T {
-        let mut lanes = [T::zero(); 16];
-        for (k, (&w, &s)) in w_g.iter().zip(h_sum).enumerate() {
-            lanes[k % 16] += w * s;
-        }
-        let ws = lanes.iter().fold(T::zero(), |a, &l| a + l);
-        let x_sum = x_vals.iter().fold(T::zero(), |a, &v| a + v);
-        ws + batch_b - x_sum
-    }
+/// One gene's `Rᵀ·1 = W_g·(Hᵀ1) + B·b_g − Σ_i X_ig` (with `B·b_g` given).
+fn gene_bias_gradient<T: Scalar>(w_g: &[T], h_sum: &[T], batch_b: T, x_vals: &[T]) -> T {
+    let x_sum = x_vals.iter().fold(T::zero(), |a, &v| a + v);
+    dot(w_g, h_sum) + batch_b - x_sum
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::gradcheck::{check_slice, fixtures::random, TOLERANCE};
+    use crate::engine::gradcheck::fixtures::{check_dense_params, random};
+    use crate::engine::gradcheck::{check_slice, TOLERANCE};
     use crate::engine::mse;
     use crate::engine::relu::Activation;
     use crate::engine::rng::{stream, Stream};
@@ -384,29 +384,7 @@ mod tests {
                 )
             },
         );
-        let (dw, db) = (layer.dweight.clone(), layer.dbias.clone());
-        let mut probe = layer.clone();
-        let mut w = layer.weight.clone();
-        let err_w = check_slice(
-            w.as_slice_mut().unwrap(),
-            dw.as_slice().unwrap(),
-            |_| 1e-5,
-            |v| {
-                probe.weight.as_slice_mut().unwrap().copy_from_slice(v);
-                loss(&probe, &h0)
-            },
-        );
-        let mut probe = layer.clone();
-        let mut b = layer.bias.clone();
-        let err_b = check_slice(
-            b.as_slice_mut().unwrap(),
-            db.as_slice().unwrap(),
-            |_| 1e-5,
-            |v| {
-                probe.bias.as_slice_mut().unwrap().copy_from_slice(v);
-                loss(&probe, &h0)
-            },
-        );
+        let (err_w, err_b) = check_dense_params(&layer, 1e-5, |l| loss(l, &h0));
         assert!(
             err_h < TOLERANCE && err_w < TOLERANCE && err_b < TOLERANCE,
             "{err_h} {err_w} {err_b}"

@@ -150,21 +150,23 @@ simd_fn! {
 }
 
 simd_fn! {
-    /// `Σ x²`, in sixteen partial sums kept in a fixed order (so the loop vectorises and the
-    /// value never depends on the vector width), added up at the end.
-    pub fn sum_of_squares<T>(x: &[T]) -> T {
+    /// `Σ a_k·b_k`, in sixteen partial sums kept in a fixed order (so the loop vectorises and
+    /// the value never depends on the vector width), added up at the end. `dot(x, x)` is `Σ x²`.
+    pub fn dot<T>(a: &[T], b: &[T]) -> T {
+        let n = a.len().min(b.len());
+        let (a, b) = (&a[..n], &b[..n]);
         let mut lanes = [T::zero(); 16];
-        let chunks = x.chunks_exact(16);
-        let rest = chunks.remainder();
-        for c in chunks {
+        let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+        let (ra, rb) = (ca.remainder(), cb.remainder());
+        for (ca, cb) in ca.zip(cb) {
             for l in 0..16 {
-                lanes[l] += c[l] * c[l];
+                lanes[l] += ca[l] * cb[l];
             }
         }
-        for (l, &v) in rest.iter().enumerate() {
-            lanes[l] += v * v;
+        for (l, (&a, &b)) in ra.iter().zip(rb).enumerate() {
+            lanes[l] += a * b;
         }
-        lanes.iter().fold(T::zero(), |a, &b| a + b)
+        lanes.iter().fold(T::zero(), |acc, &l| acc + l)
     }
 }
 

@@ -91,7 +91,7 @@ simd_fn! {
     }
 }
 
-/// The first layer with its gradient buffers and a reusable transpose of the batch.
+/// The first layer with its gradient buffers.
 #[derive(Clone, Debug)]
 pub struct SparseDense<T> {
     /// `Wᵀ`, `(in, out)`

@@ -12,6 +12,10 @@
 //! ```
 //! Backward runs the same list in reverse, each layer's `backward` accumulating into its
 //! gradient buffers; the trunk output receives the *sum* of every head's gradient.
+//!
+//! Training calls [`Network::train_step`], which runs both passes with the last decoder layer
+//! and the loss replaced by [`output_mse`] (same math, no `B × d` arrays); `forward` and
+//! `backward` keep the layer-by-layer form, the reference the tests hold it to.
 
 use super::config::{ModelConfig, ModelKind};
 use super::latent::{self, Noise};
@@ -75,7 +79,7 @@ pub struct Workspace<T> {
     pub(crate) latent: latent::LatentState<T>,
     /// The batch, transposed for the sparse first layer.
     pub(crate) batch_t: Csc<T>,
-    /// Working memory of the fused output layer and loss ([`Network::train_step`]).
+    /// Working memory of the output layer and loss in one step ([`Network::train_step`]).
     pub(crate) output: OutputScratch<T>,
 }
 
@@ -160,6 +164,20 @@ impl<T: Scalar> Network<T> {
         } else {
             vec![]
         };
+        // The last decoder output (`B × genes`) is left empty: only the unfused
+        // `forward`/`backward` use it, and allocate it then (`ensure_reconstruction`).
+        let dec_buffers = || -> Vec<Array2<T>> {
+            let last = dec_widths.len().saturating_sub(1);
+            (dec_widths.iter().enumerate())
+                .map(|(k, &w)| {
+                    if k == last {
+                        Array2::zeros((0, w))
+                    } else {
+                        z(w)
+                    }
+                })
+                .collect()
+        };
         let heads = self.heads.len();
         Workspace {
             capacity,
@@ -176,8 +194,8 @@ impl<T: Scalar> Network<T> {
             dhead_out: (0..heads).map(|_| z(self.config.latent)).collect(),
             z: z(self.config.latent),
             dz: z(self.config.latent),
-            dec: dec_widths.iter().map(|&w| z(w)).collect(),
-            ddec: dec_widths.iter().map(|&w| z(w)).collect(),
+            dec: dec_buffers(),
+            ddec: dec_buffers(),
             latent: latent::LatentState::default(),
             batch_t: Csc::default(),
             output: if with_decoder {
@@ -249,6 +267,7 @@ impl<T: Scalar> Network<T> {
     /// Forward pass and loss for a batch, with the given sampling noise and VSC sharpness `c`.
     pub fn forward(&self, ws: &mut Workspace<T>, x: &Csr<T>, noise: &Noise<T>, c: f64) -> Losses {
         let b = x.n_rows;
+        ws.ensure_reconstruction();
         self.encode(ws, x);
         let kl = latent::forward(&self.config, ws, noise, c, b);
         self.decode(ws, b, self.decoder.len());
@@ -285,9 +304,9 @@ impl<T: Scalar> Network<T> {
 
     /// A whole training step's forward and backward: the same losses and gradients as
     /// [`Network::forward`] then [`Network::backward`] (up to rounding), but the output layer
-    /// and the reconstruction loss run fused, a block of genes at a time
-    /// ([`output_mse`]), so the `B × genes` reconstruction and its gradient never go out to
-    /// memory. `ws.dec.last()` is not filled.
+    /// and the reconstruction loss run as one step in Gram form ([`output_mse`]), so the
+    /// `B × genes` reconstruction and its gradient are never formed (nor allocated, unless the
+    /// unfused `forward` is used on the same workspace).
     pub fn train_step(
         &mut self,
         ws: &mut Workspace<T>,
@@ -434,6 +453,19 @@ impl<T: Scalar> Workspace<T> {
             .chain(std::iter::once(&mut self.dz))
         {
             top_mut(a, b).fill(zero);
+        }
+    }
+
+    /// Allocates the `B × genes` reconstruction and its gradient on first use.
+    fn ensure_reconstruction(&mut self) {
+        let capacity = self.capacity;
+        for a in [self.dec.last_mut(), self.ddec.last_mut()]
+            .into_iter()
+            .flatten()
+        {
+            if a.nrows() < capacity {
+                *a = Array2::zeros((capacity, a.ncols()));
+            }
         }
     }
 
