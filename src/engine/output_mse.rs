@@ -38,7 +38,7 @@ use super::scalar::{axpy, dot, simd_fn, Scalar};
 use super::sparse_dense::{backward_row, forward_row};
 use super::Reduction;
 use crate::csr::{Csc, Csr};
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Zip};
 
 /// Small buffers for [`forward_backward`], sized once for batches of up to `capacity` rows.
 #[derive(Clone, Debug, Default)]
@@ -124,8 +124,12 @@ pub fn forward_backward<T: Scalar>(
         sc.gram_w.view_mut(),
     );
     gemm(one, h.t(), h, zero, sc.gram_h.view_mut());
-    let bias_row = layer.bias.view().insert_axis(Axis(0));
-    gemm(one, bias_row, layer.weight.view(), zero, sc.wb.view_mut());
+    // Wᵀb = Σ_g b_g·W_g, one pass down the rows of W.
+    let wb_acc = sc.wb.as_slice_mut().expect("contiguous");
+    wb_acc.fill(zero);
+    for (w_g, &b_g) in w.chunks_exact(n_in).zip(&layer.bias) {
+        axpy(b_g, w_g, wb_acc);
+    }
     sc.h_sum.fill(zero);
     add_column_sums(h, sc.h_sum.view_mut());
     let mut h_gram = sc.h_gram.slice_mut(ndarray::s![..batch, ..]);
