@@ -239,3 +239,38 @@ macro_rules! impl_scalar {
 
 impl_scalar!(f32, "F32", matrixmultiply::sgemm);
 impl_scalar!(f64, "F64", matrixmultiply::dgemm);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kernels, run through the run-time dispatch (AVX-512 or AVX2 on a machine that has
+    /// them), give bit for bit what plain loops with the same order of operations give.
+    #[test]
+    fn simd_kernels_match_plain_loops() {
+        let n = 1037; // not a multiple of any vector width
+        let x: Vec<f32> = (0..n)
+            .map(|i| ((i * 37) % 101) as f32 * 0.0173 - 0.8)
+            .collect();
+        let y0: Vec<f32> = (0..n)
+            .map(|i| ((i * 11) % 89) as f32 * 0.031 - 1.3)
+            .collect();
+
+        let mut y = y0.clone();
+        axpy(0.37, &x, &mut y);
+        let want: Vec<f32> = y0.iter().zip(&x).map(|(&y, &x)| y + 0.37 * x).collect();
+        assert_eq!(y, want, "axpy");
+
+        let mut y = y0.clone();
+        add_into(&x, &mut y);
+        let want: Vec<f32> = y0.iter().zip(&x).map(|(&y, &x)| y + x).collect();
+        assert_eq!(y, want, "add_into");
+
+        let mut lanes = [0.0f32; 16];
+        for (k, (&a, &b)) in x.iter().zip(&y0).enumerate() {
+            lanes[k % 16] += a * b;
+        }
+        let want = lanes.iter().fold(0.0f32, |s, &l| s + l);
+        assert_eq!(dot(&x, &y0).to_bits(), want.to_bits(), "dot");
+    }
+}
