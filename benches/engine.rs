@@ -91,7 +91,7 @@ fn training(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("step", kind.name()), |bench| {
             bench.iter(|| {
                 net.train_step(&mut ws, &batch, &noise, 50.0);
-                adam.step(&mut net);
+                adam.step(&mut net).unwrap();
             })
         });
         let opts = TrainOptions {
@@ -167,7 +167,9 @@ fn step_parts(c: &mut Criterion) {
         })
     });
     let mut adam = Adam::new(1e-3);
-    g.bench_function("adam_vae", |bench| bench.iter(|| adam.step(&mut net)));
+    g.bench_function("adam_vae", |bench| {
+        bench.iter(|| adam.step(&mut net).unwrap())
+    });
     g.finish();
 }
 

@@ -276,20 +276,23 @@ impl<T: Copy + Default + Send + Sync> Csc<T> {
     }
 }
 
-/// A slice that several threads write at positions they have agreed to keep disjoint.
-struct SharedSlice<T> {
+/// A slice that several threads write at positions they have agreed to keep disjoint. It
+/// borrows the slice mutably for `'a`, so the slice can be neither read nor freed while shared.
+struct SharedSlice<'a, T> {
     ptr: *mut T,
     len: usize,
+    _borrow: std::marker::PhantomData<&'a mut [T]>,
 }
 
 // SAFETY: the users of `write` guarantee that no two threads write the same position.
-unsafe impl<T: Send> Sync for SharedSlice<T> {}
+unsafe impl<T: Send> Sync for SharedSlice<'_, T> {}
 
-impl<T> SharedSlice<T> {
-    fn new(s: &mut [T]) -> Self {
+impl<'a, T> SharedSlice<'a, T> {
+    fn new(s: &'a mut [T]) -> Self {
         SharedSlice {
             ptr: s.as_mut_ptr(),
             len: s.len(),
+            _borrow: std::marker::PhantomData,
         }
     }
 

@@ -206,8 +206,9 @@ pub struct ModelArgs {
     /// VSC prior spike probability α [default: 0.5]
     #[arg(long)]
     pub vsc_alpha: Option<f64>,
-    /// VSC: raise c linearly from 50 to 200 over training (the VSC paper's schedule)
-    #[arg(long)]
+    /// VSC: raise c linearly from 50 to 200 over training (the VSC paper's schedule; a fixed
+    /// --vsc-c cannot be given with it)
+    #[arg(long, conflicts_with = "vsc_c")]
     pub vsc_c_schedule: bool,
     /// Minibatch size [default: 256 (paper), 240 (seed-code)]
     #[arg(long)]

@@ -97,8 +97,19 @@ pub struct ScoreLabelArgs {
     pub label_column: Option<String>,
 }
 
+/// The most worker threads `--threads` accepts. Far more threads than cores only slows every
+/// parallel pass down, and asking the system for hundreds of thousands of them takes minutes
+/// (or fails); above this the answer is an immediate error instead.
+pub const MAX_THREADS: usize = 1024;
+
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> crate::Result<()> {
+    if cli.threads > MAX_THREADS {
+        return Err(crate::Error::invalid(format!(
+            "--threads {} is more than the {MAX_THREADS} allowed (0 means one per core)",
+            cli.threads
+        )));
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(cli.threads)
         .build()

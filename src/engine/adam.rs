@@ -7,6 +7,10 @@
 //!
 //! so `ε` is added *after* the bias correction of `√v`, as PyTorch does. No weight decay, no
 //! AMSGrad, no clipping. Zeroing the gradients is the model's separate `zero_grad` step.
+//!
+//! The update also reports a non-finite result: it sums `θ·0` over each tensor, which is 0 for
+//! finite values and NaN as soon as one is NaN or ±∞ (one extra add per value, in the same
+//! pass), so training can stop naming the tensor instead of running on with NaN weights.
 
 use super::scalar::{simd_fn, Scalar};
 use rayon::prelude::*;
@@ -47,8 +51,9 @@ impl<T: Scalar> Adam<T> {
         }
     }
 
-    /// One update of every tensor of `params`.
-    pub fn step(&mut self, params: &mut dyn Parameters<T>) {
+    /// One update of every tensor of `params`. Every tensor is updated; the error names the
+    /// first one (in `for_each_param` order) that holds a NaN or an infinity afterwards.
+    pub fn step(&mut self, params: &mut dyn Parameters<T>) -> Result<(), NonFiniteUpdate> {
         self.t += 1;
         let t = self.t as i32;
         let consts = Constants {
@@ -61,25 +66,40 @@ impl<T: Scalar> Adam<T> {
         };
         let (ms, vs) = (&mut self.m, &mut self.v);
         let mut k = 0;
+        let mut first_bad = None;
         params.for_each_param(&mut |theta, grad| {
             if ms.len() == k {
                 ms.push(vec![T::zero(); theta.len()]);
                 vs.push(vec![T::zero(); theta.len()]);
             }
             let (m, v) = (&mut ms[k], &mut vs[k]);
-            if theta.len() >= PARALLEL_MIN_LEN {
+            let finite = if theta.len() >= PARALLEL_MIN_LEN {
                 const BLOCK: usize = 1 << 14;
                 theta
                     .par_chunks_mut(BLOCK)
                     .zip(grad.par_chunks(BLOCK))
                     .zip(m.par_chunks_mut(BLOCK).zip(v.par_chunks_mut(BLOCK)))
-                    .for_each(|((p, g), (m, v))| update(p, g, m, v, consts));
+                    .map(|((p, g), (m, v))| update(p, g, m, v, consts).is_finite())
+                    .reduce(|| true, |a, b| a && b)
             } else {
-                update(theta, grad, m, v, consts);
+                update(theta, grad, m, v, consts).is_finite()
+            };
+            if !finite && first_bad.is_none() {
+                first_bad = Some(k);
             }
             k += 1;
         });
+        match first_bad {
+            None => Ok(()),
+            Some(tensor) => Err(NonFiniteUpdate { tensor }),
+        }
     }
+}
+
+/// An update left NaN or ±∞ in parameter tensor number `tensor` (in `for_each_param` order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NonFiniteUpdate {
+    pub tensor: usize,
 }
 
 /// One step's scalars, shared by every tensor.
@@ -99,14 +119,18 @@ struct Constants<T> {
 
 simd_fn! {
     /// The update of the module doc on equal-length slices of a tensor, its gradient and
-    /// its two moments.
-    fn update<T>(theta: &mut [T], grad: &[T], m: &mut [T], v: &mut [T], k: Constants<T>) {
+    /// its two moments. Returns `Σ θ·0`: 0, or NaN if an updated value is not finite.
+    fn update<T>(theta: &mut [T], grad: &[T], m: &mut [T], v: &mut [T], k: Constants<T>) -> T {
         let moments = m.iter_mut().zip(v.iter_mut());
+        let zero = T::zero();
+        let mut check = zero;
         for ((p, &g), (m, v)) in theta.iter_mut().zip(grad).zip(moments) {
             *m += k.b1c * (g - *m);
             *v = k.b2 * *v + k.b2c * g * g;
             *p -= k.step_size * *m / (v.sqrt() / k.bc2_sqrt + k.eps);
+            check += *p * zero;
         }
+        check
     }
 }
 
@@ -170,7 +194,7 @@ mod tests {
         let mut adam = Adam::new(1e-3);
         for (g, want) in grads.iter().zip(torch.iter()) {
             p.1.copy_from_slice(g);
-            adam.step(&mut p);
+            adam.step(&mut p).unwrap();
             for (got, want) in p.0.iter().zip(want) {
                 assert!(
                     (got - want).abs() <= 1e-15 * want.abs().max(1e-3),
@@ -178,5 +202,26 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A NaN or infinite gradient makes the updated tensor non-finite, and `step` says which
+    /// tensor, for a short (serial) and a long (parallel) one.
+    #[test]
+    fn non_finite_update_is_reported() {
+        struct Two(Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>);
+        impl Parameters<f32> for Two {
+            fn for_each_param(&mut self, f: &mut dyn FnMut(&mut [f32], &[f32])) {
+                f(&mut self.0, &self.1);
+                f(&mut self.2, &self.3);
+            }
+        }
+        let long = 2 * PARALLEL_MIN_LEN + 5;
+        let mut p = Two(vec![0.5; 3], vec![0.1; 3], vec![0.5; long], vec![0.1; long]);
+        let mut adam = Adam::new(1e-3);
+        assert_eq!(adam.step(&mut p), Ok(()));
+        p.3[long - 1] = f32::NAN;
+        assert_eq!(adam.step(&mut p), Err(NonFiniteUpdate { tensor: 1 }));
+        p.1[0] = f32::INFINITY;
+        assert_eq!(adam.step(&mut p), Err(NonFiniteUpdate { tensor: 0 }));
     }
 }

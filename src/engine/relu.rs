@@ -6,7 +6,7 @@
 //!
 //! Backward (in place): `δa = δy ⊙ 1[a > 0]` for ReLU, `δa = δy` for identity. The mask is
 //! read back from the kept forward output (`y > 0 ⇔ a > 0`), so nothing extra is stored. At
-//! `a = 0` exactly the gradient is 0, as in PyTorch.
+//! `a = 0` exactly the gradient is 0, and `relu(NaN) = NaN`, as in PyTorch.
 
 use super::scalar::{simd_fn, Scalar};
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2, Zip};
@@ -146,5 +146,22 @@ mod tests {
         let mut dy = Array2::<f64>::ones((1, 1));
         act_backward(y.view(), dy.view_mut(), Activation::Relu);
         assert_eq!(dy[[0, 0]], 0.0);
+    }
+
+    /// `relu(NaN) = NaN`, as in PyTorch: a diverged layer must not turn into a dead one
+    /// behind a finite loss. Both the short serial pass and the long parallel one.
+    #[test]
+    fn relu_propagates_nan() {
+        for rows in [1, 2 * PARALLEL_MIN_LEN / 7 + 1] {
+            let mut y = Array2::<f32>::from_elem((rows, 7), -1.0);
+            y[[rows - 1, 3]] = f32::NAN;
+            bias_act_forward(
+                y.view_mut(),
+                ndarray::Array1::zeros(7).view(),
+                Activation::Relu,
+            );
+            assert!(y[[rows - 1, 3]].is_nan(), "{rows} rows");
+            assert_eq!(y[[0, 0]], 0.0);
+        }
     }
 }

@@ -33,7 +33,10 @@ pub trait Scalar:
     fn ln(self) -> Self;
     fn sqrt(self) -> Self;
     fn is_finite(self) -> bool;
+    /// The larger of the two; NaN when `self` is NaN (as `torch.maximum` and ReLU propagate
+    /// it), so a diverged value is never silently replaced by `other`.
     fn max_s(self, other: Self) -> Self;
+    /// The smaller of the two; NaN when `self` is NaN, as [`Scalar::max_s`].
     fn min_s(self, other: Self) -> Self;
     /// `C ← α·A·B + β·C` on raw strided storage (matrixmultiply's `sgemm` / `dgemm`).
     ///
@@ -120,7 +123,13 @@ pub enum SimdLevel {
 pub fn simd_level() -> SimdLevel {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl") {
+        // Every feature the AVX-512 versions are compiled with (`simd_fn!`), not only the
+        // AVX-512 ones: a CPU (or a hypervisor's mask) could offer AVX-512F without FMA.
+        if std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+        {
             return SimdLevel::Avx512;
         }
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
@@ -200,7 +209,7 @@ macro_rules! impl_scalar {
             }
             #[inline(always)]
             fn max_s(self, other: Self) -> Self {
-                if self > other {
+                if self > other || <$t>::is_nan(self) {
                     self
                 } else {
                     other
@@ -208,7 +217,7 @@ macro_rules! impl_scalar {
             }
             #[inline(always)]
             fn min_s(self, other: Self) -> Self {
-                if self < other {
+                if self < other || <$t>::is_nan(self) {
                     self
                 } else {
                     other
@@ -272,5 +281,16 @@ mod tests {
         }
         let want = lanes.iter().fold(0.0f32, |s, &l| s + l);
         assert_eq!(dot(&x, &y0).to_bits(), want.to_bits(), "dot");
+    }
+
+    /// NaN in, NaN out, as in PyTorch: `max(NaN, 0)` must not come back as 0.
+    #[test]
+    fn max_and_min_propagate_nan() {
+        assert!(f32::NAN.max_s(0.0).is_nan());
+        assert!(f64::NAN.min_s(0.0).is_nan());
+        assert_eq!(2.0f32.max_s(0.0), 2.0);
+        assert_eq!((-2.0f64).max_s(0.0), 0.0);
+        assert_eq!(2.0f64.min_s(0.0), 0.0);
+        assert_eq!((-2.0f32).min_s(0.0), -2.0);
     }
 }

@@ -99,7 +99,16 @@ pub fn train(
                     what: "the loss".into(),
                 });
             }
-            adam.step(net);
+            if let Err(bad) = adam.step(net) {
+                return Err(Error::NonFinite {
+                    epoch,
+                    batch: k + 1,
+                    what: format!(
+                        "parameter tensor '{}' after the Adam update",
+                        net.state_dict()[bad.tensor].0
+                    ),
+                });
+            }
             // Back to sums over cells, whatever the reduction.
             let undo = 1.0 / cfg.reduction.factor(b);
             recon_sum += losses.recon * undo;
@@ -134,4 +143,70 @@ pub fn write_loss_csv(path: &std::path::Path, records: &[EpochRecord]) -> Result
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{ModelConfig, ModelKind, Preset};
+
+    /// A NaN in one first-layer weight must stop training at the first batch, naming it. (With
+    /// a ReLU that maps NaN to 0 the trunk's next layer went silently dead instead, and the
+    /// loss stayed finite.)
+    #[test]
+    fn nan_weight_stops_training() {
+        let genes = 12;
+        let dense =
+            ndarray::Array2::from_shape_fn((10, genes), |(i, j)| ((i * 7 + j * 3) % 5) as f32);
+        let x = Csr::from_dense(&dense);
+        for kind in ModelKind::ALL {
+            let mut cfg = ModelConfig::preset(kind, Preset::Paper);
+            cfg.trunk = vec![8, 4];
+            cfg.decoder = vec![4, 8];
+            cfg.head_hidden = 3;
+            let mut net = Network::<f32>::new(cfg, genes, 1).unwrap();
+            net.first.weight_t[[2, 5]] = f32::NAN;
+            let opts = TrainOptions {
+                batch_size: 4,
+                epochs: 2,
+                lr: 1e-3,
+                seed: 1,
+            };
+            let err = train(&mut net, &x, &opts, &mut Progress::quiet()).unwrap_err();
+            let msg = err.to_string();
+            match err {
+                Error::NonFinite { epoch, batch, .. } => {
+                    assert_eq!((epoch, batch), (1, 1), "{kind:?}: {msg}")
+                }
+                other => panic!("{kind:?}: {other}"),
+            }
+        }
+    }
+
+    /// A finite loss whose update overflows is caught by Adam's check, naming the tensor.
+    #[test]
+    fn infinite_gradient_names_the_tensor() {
+        let genes = 6;
+        let dense = ndarray::Array2::from_shape_fn((4, genes), |(i, j)| (i + j) as f32);
+        let x = Csr::from_dense(&dense);
+        let mut cfg = ModelConfig::preset(ModelKind::Ae, Preset::Paper);
+        cfg.trunk = vec![4];
+        cfg.decoder = vec![4];
+        cfg.head_hidden = 0;
+        let mut net = Network::<f32>::new(cfg, genes, 1).unwrap();
+        // An enormous learning rate turns the first update into ±∞ or NaN.
+        let opts = TrainOptions {
+            batch_size: 4,
+            epochs: 1,
+            lr: 1e38,
+            seed: 1,
+        };
+        let msg = train(&mut net, &x, &opts, &mut Progress::quiet())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("after the Adam update") && msg.contains("epoch 1, batch 1"),
+            "{msg}"
+        );
+    }
 }
