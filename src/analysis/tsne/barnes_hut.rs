@@ -279,3 +279,87 @@ pub fn kl_divergence<const D: usize>(p: &SparseP, y: &[Vec<f32>; D], nu: f32, z:
         })
         .sum()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::tsne::{affinities, exact};
+    use crate::engine::gradcheck::fixtures::random;
+
+    /// Every off-diagonal entry of a dense `P` as a sparse one.
+    fn all_pairs(p: &[f32], n: usize) -> SparseP {
+        let mut sp = SparseP {
+            indptr: vec![0],
+            indices: Vec::new(),
+            values: Vec::new(),
+        };
+        for i in 0..n {
+            for j in (0..n).filter(|&j| j != i) {
+                sp.indices.push(j as u32);
+                sp.values.push(p[i * n + j] as f64);
+            }
+            sp.indptr.push(sp.indices.len());
+        }
+        sp
+    }
+
+    /// With all-pairs `P` and `θ = 0` no cell is ever summarised, so Barnes–Hut must give the
+    /// exact gradient (and `Z`), up to its f64 accumulation against the exact f32 sums: the
+    /// largest difference, relative to the largest gradient entry, must stay below 1e-5.
+    /// Without and with early exaggeration (12).
+    fn bh_equals_exact_theta0<const D: usize>(nu: f32) {
+        let n = 60;
+        let x = random(n, 5, 2.0, 30);
+        let p = affinities::dense(&x, 8.0);
+        let sp = all_pairs(&p, n);
+        let y0 = random(n, D, 4.0, 31);
+        let y: [Vec<f32>; D] = std::array::from_fn(|d| (0..n).map(|i| y0[[i, d]] as f32).collect());
+        for exaggeration in [1.0f32, 12.0] {
+            let (mut g_exact, mut g_bh) = (vec![0.0; n * D], vec![0.0; n * D]);
+            let z_exact = exact::gradient::<D>(&p, &y, nu, exaggeration, &mut g_exact);
+            let z_bh = gradient::<D>(&sp, &y, nu, exaggeration, 0.0, &mut g_bh);
+            let scale = g_exact.iter().fold(0.0f64, |m, g| m.max(g.abs()));
+            let diff = g_exact
+                .iter()
+                .zip(&g_bh)
+                .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                diff / scale < 1e-5,
+                "{D}-D, exaggeration {exaggeration}: {:e}",
+                diff / scale
+            );
+            assert!(
+                (z_exact - z_bh).abs() < 1e-5 * z_exact,
+                "Z {z_exact} vs {z_bh}"
+            );
+        }
+    }
+
+    #[test]
+    fn bh_equals_exact_theta0_2d() {
+        bh_equals_exact_theta0::<2>(1.0);
+    }
+
+    #[test]
+    fn bh_equals_exact_theta0_3d() {
+        bh_equals_exact_theta0::<3>(2.0);
+    }
+
+    /// At the θ = 0.5 used in practice the approximation stays close (a few per cent at most).
+    #[test]
+    fn bh_at_theta_half_is_close() {
+        let n = 200;
+        let x = random(n, 5, 2.0, 32);
+        let p = affinities::dense(&x, 10.0);
+        let sp = all_pairs(&p, n);
+        let y0 = random(n, 2, 6.0, 33);
+        let y: [Vec<f32>; 2] = std::array::from_fn(|d| (0..n).map(|i| y0[[i, d]] as f32).collect());
+        let (mut g_exact, mut g_bh) = (vec![0.0; n * 2], vec![0.0; n * 2]);
+        exact::gradient::<2>(&p, &y, 1.0, 1.0, &mut g_exact);
+        gradient::<2>(&sp, &y, 1.0, 1.0, 0.5, &mut g_bh);
+        let norm = |g: &[f64]| g.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let d: Vec<f64> = g_exact.iter().zip(&g_bh).map(|(a, b)| a - b).collect();
+        let rel = norm(&d) / norm(&g_exact);
+        assert!(rel < 0.05, "relative error {rel}");
+    }
+}
