@@ -1,5 +1,10 @@
-//! Training on a small real subset of PBMC3k: the loss falls for all three models, and the
-//! per-epoch records are consistent.
+//! Training on a small real subset of PBMC3k: every model's reconstruction falls below the
+//! bias-only plateau of that subset, so its latent code carries information about the cells.
+//!
+//! The plateau is the best any network can do while ignoring its input: a constant output,
+//! best at the per-gene mean, whose squared error per matrix entry is
+//! `Σ_g Σ_i (x_ig − x̄_g)² / (cells · genes)` (0.142 on all 2,638 cells). It is computed here
+//! on the test's own cells.
 
 use cellvae::io::{read_dataset, ReadOptions};
 use cellvae::models::{ModelConfig, ModelKind, Network, Preset};
@@ -8,38 +13,49 @@ use cellvae::train::progress::Progress;
 use cellvae::train::{train, TrainOptions};
 use std::path::Path;
 
+/// Squared error per entry of the per-gene-mean prediction.
+fn bias_only_plateau(x: &cellvae::csr::Csr<f32>) -> f64 {
+    let (n, d) = (x.n_rows as f64, x.n_cols);
+    let (mut sum, mut sum_sq) = (vec![0.0f64; d], vec![0.0f64; d]);
+    for i in 0..x.n_rows {
+        let (cols, vals) = x.row(i);
+        for (&j, &v) in cols.iter().zip(vals) {
+            sum[j as usize] += v as f64;
+            sum_sq[j as usize] += (v as f64).powi(2);
+        }
+    }
+    let ss: f64 = (0..d).map(|j| sum_sq[j] - sum[j] * sum[j] / n).sum();
+    ss / (n * d as f64)
+}
+
 #[test]
-fn loss_falls_on_a_real_subset() {
+fn reconstruction_falls_below_the_bias_only_plateau() {
     let raw = read_dataset(Path::new("data/pbmc3k"), &ReadOptions::default()).unwrap();
     let d = prepare(raw, &PrepOptions::default()).unwrap().data;
-    let cells: Vec<usize> = (0..d.n_cells()).step_by(8).collect(); // 330 cells
+    let cells: Vec<usize> = (0..d.n_cells()).step_by(4).collect(); // 660 cells
     let d = select(d, Some(&cells), None);
+    let plateau = bias_only_plateau(&d.matrix);
+    assert!((0.12..0.17).contains(&plateau), "plateau {plateau}");
     for kind in ModelKind::ALL {
         let cfg = ModelConfig::preset(kind, Preset::Paper);
         let mut net = Network::<f32>::new(cfg, d.n_genes(), 5).unwrap();
         let opts = TrainOptions {
             batch_size: 64,
-            epochs: 6,
+            epochs: EPOCHS,
             lr: 1e-3,
             seed: 5,
         };
         let recs = train(&mut net, &d.matrix, &opts, &mut Progress::quiet()).unwrap();
-        let first = recs.first().unwrap();
-        let last = recs.last().unwrap();
+        let first = recs.first().unwrap().recon_per_entry;
+        let last = recs.last().unwrap().recon_per_entry;
+        eprintln!("{kind:?}: {first:.4} -> {last:.4} (plateau {plateau:.4})");
+        // The first epoch starts near E[x²], well above the plateau.
+        assert!(first > plateau, "{kind:?}: first epoch {first}");
         assert!(
-            (0.25..0.33).contains(&first.recon_per_entry),
-            "{kind:?}: first epoch {}",
-            first.recon_per_entry
+            last < plateau,
+            "{kind:?}: {last} after {EPOCHS} epochs, plateau {plateau}"
         );
-        assert!(
-            last.recon_per_entry < 0.8 * first.recon_per_entry,
-            "{kind:?}: {} -> {}",
-            first.recon_per_entry,
-            last.recon_per_entry
-        );
-        for r in &recs {
-            assert!((r.loss - (r.recon + net.config.beta * r.kl)).abs() < 1e-6 * r.loss);
-            assert!((r.recon_per_entry - r.recon / d.n_genes() as f64).abs() < 1e-12);
-        }
     }
 }
+
+const EPOCHS: usize = 25;
