@@ -408,3 +408,106 @@ fn help_and_version() {
         );
     }
 }
+
+/// Determinism where every parallel pass really splits: 600 cells × 1,000 genes with the
+/// default 128-wide layers and batches of 256, so the ReLU/bias passes (256 × 128 ≥ 2¹⁵), the
+/// Adam update of the first layer (128,000 ≥ 2¹⁶ values), the GEMMs (≥ 2¹⁸ multiply-adds),
+/// the batch transpose's bands and the output layer's rows all run in parallel with 2
+/// threads and serially with 1. Checkpoints, codes, t-SNE and clusters must be byte-identical.
+#[test]
+fn run_is_deterministic_on_a_wide_input() {
+    let dir = scratch("wide-input");
+    let csv = dir.join("counts.csv");
+    let (cells, genes) = (600usize, 1000usize);
+    let mut text = String::from("barcode");
+    for g in 0..genes {
+        text.push_str(&format!(",G{g}"));
+    }
+    text.push('\n');
+    let mut state = 12345u64;
+    for c in 0..cells {
+        text.push_str(&format!("C{c}"));
+        for g in 0..genes {
+            // A small deterministic LCG: counts with ~85 % zeros and a cell-type-like block.
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let u = (state >> 33) as f64 / (1u64 << 31) as f64;
+            let boost = if (g / 100) == (c % 6) { 3.0 } else { 1.0 };
+            let count = if u < 0.15 * boost {
+                1 + (u * 37.0) as u32 % 5
+            } else {
+                0
+            };
+            text.push_str(&format!(",{count}"));
+        }
+        text.push('\n');
+    }
+    fs::write(&csv, text).unwrap();
+    let run = |threads: &str| {
+        let out = dir.join(format!("out-{threads}"));
+        ok(&[
+            "run",
+            "--data",
+            csv.to_str().unwrap(),
+            "--qc",
+            "none",
+            "--epochs",
+            "2",
+            "--k",
+            "6",
+            "--perplexity",
+            "20",
+            "--tsne-iterations",
+            "250",
+            "--n-init",
+            "3",
+            "--threads",
+            threads,
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        out
+    };
+    let (one, two) = (run("1"), run("2"));
+    let mut compared = 0;
+    for f in files(&two) {
+        let name = f.file_name().unwrap().to_str().unwrap();
+        if name.ends_with(".safetensors")
+            || ["latent.csv", "tsne2d.csv", "tsne3d.csv", "clusters.csv"].contains(&name)
+        {
+            let rel = f.strip_prefix(&two).unwrap();
+            assert!(
+                fs::read(&f).unwrap() == fs::read(one.join(rel)).unwrap(),
+                "{} differs between 1 and 2 threads",
+                rel.display()
+            );
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 3 * 5 + 4, "files compared");
+}
+
+/// An absurd thread count is refused at once (it used to hang while the threads started).
+#[test]
+fn absurd_thread_count_fails_fast() {
+    let started = std::time::Instant::now();
+    let out = cellvae(&[
+        "score",
+        "--threads",
+        "100000",
+        "--truth",
+        "x.csv",
+        "--pred",
+        "x.csv",
+    ]);
+    assert!(
+        started.elapsed().as_secs_f64() < 1.0,
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("error: --threads 100000"), "{err}");
+}
