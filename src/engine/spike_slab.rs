@@ -4,20 +4,24 @@
 //!
 //! Forward, from the three heads `μ`, `ℓ = log σ²` and `s_pre`:
 //! - log-spike: `λ = min(s_pre, 0)`, `γ = e^λ ∈ (0, 1]` (the probability of the slab);
-//! - slab: `g = μ + ε ⊙ e^{ℓ/2}`, `ε ~ N(0, I)`;
+//! - slab: `g = μ + ε ⊙ e^{ℓ/2}`, `ε ~ N(0, I)`: the Gaussian reparameterization, run by
+//!   [`Reparam`] itself (not repeated here);
 //! - selection: `s = σ(c (η + γ − 1))`, `η ~ U[0, 1)`, a smooth stand-in for the Bernoulli
 //!   `1[η < γ]` whose sharpness is `c` (50 by default);
 //! - `z = s ⊙ g`.
 //!
 //! Backward (ε, η held fixed):
-//! - `δμ += δz ⊙ s`
-//! - `δℓ += δz ⊙ s ⊙ ½ ε e^{ℓ/2}`
-//! - `δγ += δz ⊙ g ⊙ c s (1 − s)`   (the KL adds its own part to `δγ`, see [`super::vsc_kl`])
-//! - then [`log_spike_backward`]: `δλ = δγ ⊙ γ`, `δs_pre += δλ ⊙ 1[s_pre < 0]`.
+//! - `δg = δz ⊙ s`, then [`Reparam::backward`]: `δμ += δg`, `δℓ += δg ⊙ ½ ε e^{ℓ/2}`
+//! - `δγ += δz ⊙ g ⊙ c s (1 − s)`   (the KL adds its own part to `δγ`, see [`super::vsc_kl`]).
+//!   Why `c s (1 − s)`: `σ′(u) = σ(u)(1 − σ(u))` and `u = c(η + γ − 1)` has `∂u/∂γ = c`, so
+//!   `∂s/∂γ = c·s(1 − s)`; and `∂z/∂s = g`.
+//! - then [`log_spike_backward`]: `δλ = δγ ⊙ γ` (because `∂e^λ/∂λ = e^λ = γ`),
+//!   `δs_pre += δλ ⊙ 1[s_pre < 0]`.
 //!
 //! Where `s_pre > 0`, `γ = 1` exactly and no gradient reaches `s_pre` (PyTorch's `min` sends
 //! none to the clamped branch; at `s_pre = 0` exactly, none either).
 
+use super::reparam::Reparam;
 use super::scalar::Scalar;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
 
@@ -51,10 +55,8 @@ pub struct SpikeSlab<T> {
     pub z: Array2<T>,
     /// `s = σ(c (η + γ − 1))`
     pub s: Array2<T>,
-    /// `g = μ + ε ⊙ e^{ℓ/2}`
-    pub g: Array2<T>,
-    /// `ε ⊙ e^{ℓ/2}`
-    sigma_eps: Array2<T>,
+    /// The slab `g = μ + ε ⊙ e^{ℓ/2}` (its `z`), with its own cache.
+    slab: Reparam<T>,
     /// `c` used by the last forward pass.
     c: T,
 }
@@ -77,39 +79,34 @@ impl<T: Scalar> SpikeSlab<T> {
         eta: ArrayView2<'_, T>,
         c: T,
     ) {
-        let (one, half) = (T::one(), T::from_f64(0.5));
+        let one = T::one();
         self.c = c;
-        self.sigma_eps = Zip::from(&logvar)
-            .and(&eps)
-            .map_collect(|&l, &e| e * (l * half).exp());
-        self.g = &mu + &self.sigma_eps;
+        self.slab.forward(mu, logvar, eps);
         self.s = Zip::from(&gamma)
             .and(&eta)
             .map_collect(|&gm, &et| one / (one + (-(c * (et + gm - one))).exp()));
-        self.z = &self.s * &self.g;
+        self.z = &self.s * self.g();
+    }
+
+    /// The slab sample `g = μ + ε ⊙ e^{ℓ/2}` of the last forward pass.
+    pub fn g(&self) -> &Array2<T> {
+        &self.slab.z
     }
 
     /// Adds `∂z/∂(μ, ℓ, γ)ᵀ δz` into `grads`.
     pub fn backward(&self, dz: ArrayView2<'_, T>, grads: SpikeSlabGrads<'_, T>) {
-        let (one, half, c) = (T::one(), T::from_f64(0.5), self.c);
+        let (one, c) = (T::one(), self.c);
         let SpikeSlabGrads {
-            mut dmu,
-            mut dlogvar,
+            dmu,
+            dlogvar,
             mut dgamma,
         } = grads;
-        Zip::from(&mut dmu)
-            .and(&dz)
-            .and(&self.s)
-            .for_each(|d, &dz, &s| *d += dz * s);
-        Zip::from(&mut dlogvar)
-            .and(&dz)
-            .and(&self.s)
-            .and(&self.sigma_eps)
-            .for_each(|d, &dz, &s, &se| *d += dz * s * half * se);
+        let dg = &dz * &self.s;
+        self.slab.backward(dg.view(), dmu, dlogvar);
         Zip::from(&mut dgamma)
             .and(&dz)
             .and(&self.s)
-            .and(&self.g)
+            .and(self.g())
             .for_each(|d, &dz, &s, &g| *d += dz * g * c * s * (one - s));
     }
 }

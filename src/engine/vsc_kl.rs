@@ -13,7 +13,9 @@
 //! the gradient where min ≤ input ≤ max):
 //! - `δμ += w · γ̃ μ`
 //! - `δℓ += w · ½ γ̃ (e^ℓ − 1)`
-//! - `δγ += w · 1[in] · (κ + logit γ̃ − logit α)`
+//! - `δγ += w · 1[in] · (κ + logit γ̃ − logit α)`: differentiating `k` in `γ̃`,
+//!   `κ − ln((1 − γ̃)/(1 − α)) − 1 + ln(γ̃/α) + 1`, and the two logs regroup into
+//!   `ln(γ̃/(1 − γ̃)) − ln(α/(1 − α))`.
 //!
 //! In f32, `1 − 10⁻⁶` rounds to 0.99999899, so any `λ = ln γ > ≈ −1.01e-6` (including
 //! `λ = 0`) is clamped and passes no gradient through the KL.

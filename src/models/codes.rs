@@ -5,7 +5,9 @@
 use super::config::{ModelKind, Preset};
 use super::network::Network;
 use crate::csr::Csr;
+use crate::engine::reparam::Reparam;
 use crate::engine::rng::{stream, Stream};
+use crate::engine::spike_slab::log_spike_forward;
 use crate::engine::Scalar;
 use ndarray::{s, Array2};
 use rand::Rng;
@@ -36,25 +38,21 @@ pub fn extract<T: Scalar>(net: &Network<T>, x: &Csr<T>, seed: u64, with_gamma: b
         let b = chunk.len();
         x.gather_rows_into(chunk, &mut batch);
         net.encode(&mut ws, &batch);
-        let mut out = values.slice_mut(s![start..start + b, ..]);
-        let first = ws.head_output(0, b);
-        for i in 0..b {
-            for j in 0..l {
-                let mut v = first[[i, j]].to_f64();
-                if sample {
-                    let logvar = ws.head_output(1, b)[[i, j]].to_f64();
-                    v += rng.sample::<f64, _>(StandardNormal) * (0.5 * logvar).exp();
-                }
-                out[[i, j]] = v;
-            }
-        }
+        let head = |k: usize| ws.head_output(k, b).mapv(|v| v.to_f64());
+        let mu = head(0);
+        // The engine's own samplers, run in f64 on the heads' outputs.
+        let z = if sample {
+            let eps = Array2::from_shape_fn((b, l), |_| rng.sample::<f64, _>(StandardNormal));
+            let mut gauss = Reparam::default();
+            gauss.forward(mu.view(), head(1).view(), eps.view());
+            gauss.z
+        } else {
+            mu
+        };
+        values.slice_mut(s![start..start + b, ..l]).assign(&z);
         if with_gamma {
-            let spre = ws.head_output(2, b);
-            for i in 0..b {
-                for j in 0..l {
-                    out[[i, l + j]] = spre[[i, j]].to_f64().min(0.0).exp();
-                }
-            }
+            let gamma = log_spike_forward(head(2).view());
+            values.slice_mut(s![start..start + b, l..]).assign(&gamma);
         }
     }
     let mut columns: Vec<String> = (1..=l).map(|j| format!("z{j}")).collect();

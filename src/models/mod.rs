@@ -5,7 +5,9 @@ pub mod config;
 pub mod latent;
 pub mod network;
 pub mod params;
+pub mod workspace;
 
 pub use config::{ModelConfig, ModelKind, Preset};
 pub use latent::Noise;
-pub use network::{Losses, Network, Workspace};
+pub use network::{Losses, Network};
+pub use workspace::Workspace;

@@ -18,16 +18,17 @@
 //! `backward` keep the layer-by-layer form, the reference the tests hold it to.
 
 use super::config::{ModelConfig, ModelKind};
-use super::latent::{self, Noise};
-use crate::csr::{Csc, Csr};
+use super::latent::Noise;
+use super::workspace::{top, top_mut, Widths, Workspace};
+use crate::csr::Csr;
 use crate::engine::dense::Dense;
-use crate::engine::output_mse::{self, OutputScratch};
+use crate::engine::output_mse;
 use crate::engine::relu::act_backward;
 use crate::engine::rng::{stream, Stream};
 use crate::engine::sparse_dense::SparseDense;
 use crate::engine::{mse, Activation, Scalar};
 use crate::error::{Error, Result};
-use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{ArrayView2, ArrayViewMut2};
 
 /// One encoder head: an optional hidden ReLU branch, then a linear map to the latent size.
 #[derive(Clone, Debug)]
@@ -59,38 +60,6 @@ pub struct Losses {
     pub kl: f64,
     /// `recon + β·kl`, the minimised value.
     pub total: f64,
-}
-
-/// Activations and their gradients for batches of up to `capacity` cells. Allocated once and
-/// reused, so a training step allocates nothing large.
-#[derive(Clone, Debug)]
-pub struct Workspace<T> {
-    capacity: usize,
-    pub(crate) h: Vec<Array2<T>>,
-    pub(crate) dh: Vec<Array2<T>>,
-    pub(crate) head_hidden: Vec<Array2<T>>,
-    pub(crate) dhead_hidden: Vec<Array2<T>>,
-    pub(crate) head_out: Vec<Array2<T>>,
-    pub(crate) dhead_out: Vec<Array2<T>>,
-    pub(crate) z: Array2<T>,
-    pub(crate) dz: Array2<T>,
-    pub(crate) dec: Vec<Array2<T>>,
-    pub(crate) ddec: Vec<Array2<T>>,
-    pub(crate) latent: latent::LatentState<T>,
-    /// The batch, transposed for the sparse first layer.
-    pub(crate) batch_t: Csc<T>,
-    /// Working memory of the output layer and loss in one step ([`Network::train_step`]).
-    pub(crate) output: OutputScratch<T>,
-}
-
-/// The first `b` rows of a buffer.
-pub(crate) fn top<T>(a: &Array2<T>, b: usize) -> ArrayView2<'_, T> {
-    a.slice(s![..b, ..])
-}
-
-/// The first `b` rows of a buffer, mutably.
-pub(crate) fn top_mut<T>(a: &mut Array2<T>, b: usize) -> ArrayViewMut2<'_, T> {
-    a.slice_mut(s![..b, ..])
 }
 
 impl<T: Scalar> Network<T> {
@@ -156,64 +125,27 @@ impl<T: Scalar> Network<T> {
 
     /// Buffers for batches of up to `capacity` cells; `with_decoder = false` for encoding only.
     pub fn workspace(&self, capacity: usize, with_decoder: bool) -> Workspace<T> {
-        let z = |w: usize| Array2::<T>::zeros((capacity, w));
-        let widths: Vec<usize> = self.config.trunk.clone();
-        let hidden = self.config.head_hidden;
-        let dec_widths: Vec<usize> = if with_decoder {
-            self.decoder.iter().map(|l| l.n_out()).collect()
-        } else {
-            vec![]
-        };
-        // The last decoder output (`B × genes`) is left empty: only the unfused
-        // `forward`/`backward` use it, and allocate it then (`ensure_reconstruction`).
-        let dec_buffers = || -> Vec<Array2<T>> {
-            let last = dec_widths.len().saturating_sub(1);
-            (dec_widths.iter().enumerate())
-                .map(|(k, &w)| {
-                    if k == last {
-                        Array2::zeros((0, w))
-                    } else {
-                        z(w)
-                    }
-                })
-                .collect()
-        };
-        let heads = self.heads.len();
-        Workspace {
+        Workspace::new(
             capacity,
-            h: widths.iter().map(|&w| z(w)).collect(),
-            dh: widths
-                .iter()
-                .map(|&w| z(if with_decoder { w } else { 0 }))
-                .collect(),
-            head_hidden: (0..heads).map(|_| z(hidden)).collect(),
-            dhead_hidden: (0..heads)
-                .map(|_| z(if with_decoder { hidden } else { 0 }))
-                .collect(),
-            head_out: (0..heads).map(|_| z(self.config.latent)).collect(),
-            dhead_out: (0..heads).map(|_| z(self.config.latent)).collect(),
-            z: z(self.config.latent),
-            dz: z(self.config.latent),
-            dec: dec_buffers(),
-            ddec: dec_buffers(),
-            latent: latent::LatentState::default(),
-            batch_t: Csc::default(),
-            output: if with_decoder {
-                let n_in = self.decoder.last().expect("decoder").n_in();
-                OutputScratch::new(capacity, n_in)
-            } else {
-                OutputScratch::default()
+            &Widths {
+                trunk: &self.config.trunk,
+                heads: self.heads.len(),
+                head_hidden: self.config.head_hidden,
+                latent: self.config.latent,
+                decoder: self.decoder.iter().map(|l| l.n_out()).collect(),
+                output_in: self.decoder.last().expect("decoder").n_in(),
             },
-        }
+            with_decoder,
+        )
     }
 
     /// Encoder forward: trunk and heads, into `ws.h` and `ws.head_out`.
     pub fn encode(&self, ws: &mut Workspace<T>, x: &Csr<T>) {
         let b = x.n_rows;
         assert!(
-            b <= ws.capacity,
+            b <= ws.capacity(),
             "batch of {b} exceeds the workspace's {}",
-            ws.capacity
+            ws.capacity()
         );
         assert_eq!(x.n_cols, self.n_genes, "input width");
         self.first
@@ -269,7 +201,7 @@ impl<T: Scalar> Network<T> {
         let b = x.n_rows;
         ws.ensure_reconstruction();
         self.encode(ws, x);
-        let kl = latent::forward(&self.config, ws, noise, c, b);
+        let kl = self.latent_forward(ws, noise, c, b);
         self.decode(ws, b, self.decoder.len());
         let recon = mse::forward(
             top(ws.dec.last().expect("decoder"), b),
@@ -316,7 +248,7 @@ impl<T: Scalar> Network<T> {
     ) -> Losses {
         let b = x.n_rows;
         self.encode(ws, x);
-        let kl = latent::forward(&self.config, ws, noise, c, b);
+        let kl = self.latent_forward(ws, noise, c, b);
         let last = self.decoder.len() - 1;
         self.decode(ws, b, last);
         self.zero_grad();
@@ -368,7 +300,11 @@ impl<T: Scalar> Network<T> {
             self.decoder[k].backward(input, top(&above[0], b), Some(dinput));
         }
         // Latent stage: δz (+ the KL) → δ of each head's output.
-        latent::backward(&self.config, ws, b);
+        let heads: Vec<ArrayView2<'_, T>> = ws.head_out.iter().map(|h| top(h, b)).collect();
+        let mut dheads: Vec<ArrayViewMut2<'_, T>> =
+            ws.dhead_out.iter_mut().map(|d| top_mut(d, b)).collect();
+        ws.latent
+            .backward(&self.config, &heads, top(&ws.dz, b), &mut dheads);
         // Heads, each adding into δ of the trunk output.
         let t = ws.h.len() - 1;
         for (k, head) in self.heads.iter_mut().enumerate() {
@@ -424,6 +360,13 @@ impl<T: Scalar> Network<T> {
         self.first.backward(&ws.batch_t, top(&ws.dh[0], b));
     }
 
+    /// The latent stage's forward from the heads' outputs into `ws.z`; returns the KL.
+    fn latent_forward(&self, ws: &mut Workspace<T>, noise: &Noise<T>, c: f64, b: usize) -> f64 {
+        let heads: Vec<ArrayView2<'_, T>> = ws.head_out.iter().map(|h| top(h, b)).collect();
+        ws.latent
+            .forward(&self.config, &heads, noise, c, top_mut(&mut ws.z, b))
+    }
+
     /// Zeroes every parameter gradient.
     pub fn zero_grad(&mut self) {
         self.first.zero_grad();
@@ -435,47 +378,5 @@ impl<T: Scalar> Network<T> {
             head.out.zero_grad();
         }
         self.decoder.iter_mut().for_each(Dense::zero_grad);
-    }
-}
-
-impl<T: Scalar> Workspace<T> {
-    /// Zeroes the activation gradients of the first `b` rows, all but the reconstruction's
-    /// (`B × genes`: only the unfused [`Network::backward`] uses it, and zeroes it itself).
-    fn zero_grads(&mut self, b: usize) {
-        let zero = T::zero();
-        let below_output = self.ddec.len().saturating_sub(1);
-        for a in self
-            .dh
-            .iter_mut()
-            .chain(self.dhead_hidden.iter_mut())
-            .chain(self.dhead_out.iter_mut())
-            .chain(self.ddec.iter_mut().take(below_output))
-            .chain(std::iter::once(&mut self.dz))
-        {
-            top_mut(a, b).fill(zero);
-        }
-    }
-
-    /// Allocates the `B × genes` reconstruction and its gradient on first use.
-    fn ensure_reconstruction(&mut self) {
-        let capacity = self.capacity;
-        for a in [self.dec.last_mut(), self.ddec.last_mut()]
-            .into_iter()
-            .flatten()
-        {
-            if a.nrows() < capacity {
-                *a = Array2::zeros((capacity, a.ncols()));
-            }
-        }
-    }
-
-    /// Largest batch this workspace holds.
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    /// Output of head `k` for the first `b` cells of the last forward pass.
-    pub fn head_output(&self, k: usize, b: usize) -> ArrayView2<'_, T> {
-        top(&self.head_out[k], b)
     }
 }

@@ -1,0 +1,143 @@
+//! The activations and gradients of one batch, allocated once per training run (or encoding)
+//! and reused by every step, so that a step allocates nothing large.
+//!
+//! Only the network ([`super::network`]) reads and writes its buffers (the fields are private
+//! to the `models` module); from outside, a workspace is made by `Network::workspace`, and
+//! its capacity and head outputs can be read.
+
+use super::latent::LatentStage;
+use crate::csr::Csc;
+use crate::engine::output_mse::OutputScratch;
+use crate::engine::Scalar;
+use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
+
+/// The widths a workspace is sized for.
+pub(super) struct Widths<'a> {
+    /// Outputs of the first layer and of each trunk layer.
+    pub trunk: &'a [usize],
+    /// Number of encoder heads.
+    pub heads: usize,
+    /// Width of each head's hidden branch (0: none).
+    pub head_hidden: usize,
+    pub latent: usize,
+    /// Output width of each decoder layer, the last one the genes.
+    pub decoder: Vec<usize>,
+    /// Input width of the output layer.
+    pub output_in: usize,
+}
+
+/// Activations and their gradients for batches of up to `capacity` cells. Allocated once and
+/// reused, so a training step allocates nothing large.
+#[derive(Clone, Debug)]
+pub struct Workspace<T> {
+    capacity: usize,
+    pub(super) h: Vec<Array2<T>>,
+    pub(super) dh: Vec<Array2<T>>,
+    pub(super) head_hidden: Vec<Array2<T>>,
+    pub(super) dhead_hidden: Vec<Array2<T>>,
+    pub(super) head_out: Vec<Array2<T>>,
+    pub(super) dhead_out: Vec<Array2<T>>,
+    pub(super) z: Array2<T>,
+    pub(super) dz: Array2<T>,
+    pub(super) dec: Vec<Array2<T>>,
+    pub(super) ddec: Vec<Array2<T>>,
+    pub(super) latent: LatentStage<T>,
+    /// The batch, transposed for the sparse first layer.
+    pub(super) batch_t: Csc<T>,
+    /// Working memory of the output layer and loss in one step ([`Network::train_step`]).
+    pub(super) output: OutputScratch<T>,
+}
+
+/// The first `b` rows of a buffer.
+pub(super) fn top<T>(a: &Array2<T>, b: usize) -> ArrayView2<'_, T> {
+    a.slice(s![..b, ..])
+}
+
+/// The first `b` rows of a buffer, mutably.
+pub(super) fn top_mut<T>(a: &mut Array2<T>, b: usize) -> ArrayViewMut2<'_, T> {
+    a.slice_mut(s![..b, ..])
+}
+
+impl<T: Scalar> Workspace<T> {
+    /// Buffers for batches of up to `capacity` cells of a network of these widths;
+    /// `with_decoder = false` for encoding only (no gradients, no decoder).
+    pub(super) fn new(capacity: usize, w: &Widths<'_>, with_decoder: bool) -> Self {
+        let z = |n: usize| Array2::<T>::zeros((capacity, n));
+        let dec_widths: &[usize] = if with_decoder { &w.decoder } else { &[] };
+        // The last decoder output (`B × genes`) is left empty: only the unfused
+        // `forward`/`backward` use it, and allocate it then (`ensure_reconstruction`).
+        let dec_buffers = || -> Vec<Array2<T>> {
+            let last = dec_widths.len().saturating_sub(1);
+            (dec_widths.iter().enumerate())
+                .map(|(k, &n)| {
+                    if k == last {
+                        Array2::zeros((0, n))
+                    } else {
+                        z(n)
+                    }
+                })
+                .collect()
+        };
+        let grad = |n: usize| z(if with_decoder { n } else { 0 });
+        Workspace {
+            capacity,
+            h: w.trunk.iter().map(|&n| z(n)).collect(),
+            dh: w.trunk.iter().map(|&n| grad(n)).collect(),
+            head_hidden: (0..w.heads).map(|_| z(w.head_hidden)).collect(),
+            dhead_hidden: (0..w.heads).map(|_| grad(w.head_hidden)).collect(),
+            head_out: (0..w.heads).map(|_| z(w.latent)).collect(),
+            dhead_out: (0..w.heads).map(|_| z(w.latent)).collect(),
+            z: z(w.latent),
+            dz: z(w.latent),
+            dec: dec_buffers(),
+            ddec: dec_buffers(),
+            latent: LatentStage::default(),
+            batch_t: Csc::default(),
+            output: if with_decoder {
+                OutputScratch::new(capacity, w.output_in)
+            } else {
+                OutputScratch::default()
+            },
+        }
+    }
+
+    /// Zeroes the activation gradients of the first `b` rows, all but the reconstruction's
+    /// (`B × genes`: only the unfused `Network::backward` uses it, and zeroes it itself).
+    pub(super) fn zero_grads(&mut self, b: usize) {
+        let zero = T::zero();
+        let below_output = self.ddec.len().saturating_sub(1);
+        for a in self
+            .dh
+            .iter_mut()
+            .chain(self.dhead_hidden.iter_mut())
+            .chain(self.dhead_out.iter_mut())
+            .chain(self.ddec.iter_mut().take(below_output))
+            .chain(std::iter::once(&mut self.dz))
+        {
+            top_mut(a, b).fill(zero);
+        }
+    }
+
+    /// Allocates the `B × genes` reconstruction and its gradient on first use.
+    pub(super) fn ensure_reconstruction(&mut self) {
+        let capacity = self.capacity;
+        for a in [self.dec.last_mut(), self.ddec.last_mut()]
+            .into_iter()
+            .flatten()
+        {
+            if a.nrows() < capacity {
+                *a = Array2::zeros((capacity, a.ncols()));
+            }
+        }
+    }
+
+    /// Largest batch this workspace holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Output of head `k` for the first `b` cells of the last forward pass.
+    pub fn head_output(&self, k: usize, b: usize) -> ArrayView2<'_, T> {
+        top(&self.head_out[k], b)
+    }
+}
