@@ -1,19 +1,98 @@
-//! The single-step subcommands: `preprocess`, `train`, `embed`, `tsne`, `cluster`, `score`.
+//! The single-step subcommands: `preprocess`, `train`, `embed`, `tsne`, `cluster`, `score`,
+//! and the steps `cellvae run` ([`super::pipeline`]) shares with them: loading and
+//! preprocessing the data, training a model and writing its files, t-SNE options, clusters.
 
 use super::args::DataArgs;
-use super::pipeline::{fit_and_write, load_prepared};
 use crate::analysis::kmeans::{kmeans, KMeansOptions};
 use crate::analysis::metrics::{encode, scores};
 use crate::analysis::tsne::{tsne as run_tsne, Method, TsneOptions};
 use crate::error::{Error, Result};
+use crate::io::align::{to_gene_order, GeneOrder};
 use crate::io::atomic::{ensure_dir, ensure_parent, write_atomic};
-use crate::io::{labels, table, tenx};
-use crate::models::codes;
-use crate::models::ModelKind;
-use crate::train::checkpoint;
+use crate::io::{labels, read_dataset, table, tenx, Dataset, ReadOptions};
+use crate::models::codes::{self, Codes};
+use crate::models::{ModelConfig, ModelKind, Network};
+use crate::preprocess::{prepare, Prepared};
+use crate::train::checkpoint::{self, CheckpointMeta};
+use crate::train::progress::Progress;
+use crate::train::{self as training, EpochRecord, TrainOptions};
 use clap::{Args, ValueEnum};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Reads and preprocesses the input, telling the user what was done.
+pub fn load_prepared(data: &DataArgs, quiet: bool) -> Result<Prepared> {
+    let opts = data.prep_options()?;
+    let raw = read_dataset(
+        &data.data,
+        &ReadOptions {
+            transpose: data.transpose,
+        },
+    )?;
+    let prep = prepare(raw, &opts)?;
+    if !quiet {
+        eprintln!(
+            "read {}: {} cells × {} genes",
+            data.data.display(),
+            prep.cells_in,
+            prep.genes_in
+        );
+        for n in &prep.notes {
+            eprintln!("{n}");
+        }
+    }
+    Ok(prep)
+}
+
+/// A trained network and what training measured.
+pub struct Fitted {
+    pub net: Network<f32>,
+    pub records: Vec<EpochRecord>,
+    pub seconds: f64,
+    pub codes: Codes,
+}
+
+/// Trains one network on `data` and writes `model.safetensors`, `loss.csv` and `latent.csv`
+/// into `out`.
+pub fn fit_and_write(
+    data: &Dataset,
+    cfg: ModelConfig,
+    topts: &TrainOptions,
+    gamma: bool,
+    out: &Path,
+    quiet: bool,
+) -> Result<Fitted> {
+    let mut net = Network::<f32>::new(cfg.clone(), data.n_genes(), topts.seed)?;
+    let mut progress = Progress::new(cfg.kind.name(), quiet);
+    let started = Instant::now();
+    let records = training::train(&mut net, &data.matrix, topts, &mut progress)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let meta = CheckpointMeta {
+        config: cfg,
+        gene_ids: data.gene_ids.clone(),
+        gene_names: data.gene_names.clone(),
+        has_gene_ids: data.has_gene_ids,
+        seed: topts.seed,
+        epochs: topts.epochs,
+        batch_size: topts.batch_size,
+        lr: topts.lr,
+    };
+    checkpoint::save(&out.join("model.safetensors"), &net, &meta)?;
+    training::write_loss_csv(&out.join("loss.csv"), &records)?;
+    let codes = codes::extract(&net, &data.matrix, topts.seed, gamma);
+    table::write(
+        &out.join("latent.csv"),
+        &codes.columns,
+        &data.barcodes,
+        &codes.values,
+    )?;
+    Ok(Fitted {
+        net,
+        records,
+        seconds,
+        codes,
+    })
+}
 
 /// `cellvae preprocess`: the filtered, normalized matrix as a 10x directory, plus `qc.csv`.
 pub fn preprocess(data: &DataArgs, out: &Path) -> Result<()> {
@@ -99,45 +178,14 @@ pub fn embed(
     }
     let prep = load_prepared(data, false)?;
     let d = &prep.data;
-    let by_id = meta.has_gene_ids && d.has_gene_ids;
-    let (theirs, ours) = if by_id {
-        (&meta.gene_ids, &d.gene_ids)
-    } else {
-        (&meta.gene_names, &d.gene_names)
-    };
-    let position: HashMap<&str, usize> = ours
-        .iter()
-        .enumerate()
-        .map(|(i, g)| (g.as_str(), i))
-        .collect();
-    if position.len() != ours.len() && !by_id {
-        return Err(Error::data(
-            "the data's gene symbols repeat and it has no gene IDs: genes cannot be matched",
-        ));
-    }
-    let mut new_index = vec![None; d.n_genes()];
-    let mut missing = Vec::new();
-    for (k, g) in theirs.iter().enumerate() {
-        match position.get(g.as_str()) {
-            Some(&i) => new_index[i] = Some(k as u32),
-            None => missing.push(g.as_str()),
-        }
-    }
-    if !missing.is_empty() {
-        return Err(Error::data(format!(
-            "{} of the checkpoint's {} genes are missing from the data (matched by {}), e.g. {}",
-            missing.len(),
-            theirs.len(),
-            if by_id { "gene ID" } else { "symbol" },
-            missing
-                .iter()
-                .take(3)
-                .copied()
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
-    let x = d.matrix.reorder_columns(&new_index, theirs.len());
+    let x = to_gene_order(
+        d,
+        GeneOrder {
+            ids: &meta.gene_ids,
+            names: &meta.gene_names,
+            has_ids: meta.has_gene_ids,
+        },
+    )?;
     let c = codes::extract(&net, &x, seed, gamma);
     table::write(out, &c.columns, &d.barcodes, &c.values)?;
     eprintln!(

@@ -4,6 +4,7 @@
 //! Every reader returns a [`Dataset`]: a cells × genes CSR count (or value) matrix with its
 //! barcodes and gene identifiers. The matrix is never densified.
 
+pub mod align;
 pub mod atomic;
 pub mod csv_matrix;
 pub mod labels;
