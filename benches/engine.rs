@@ -99,6 +99,7 @@ fn training(c: &mut Criterion) {
             epochs: 1,
             lr: 1e-3,
             seed: 1,
+            unfused_output: false,
         };
         g.bench_function(BenchmarkId::new("epoch", kind.name()), |bench| {
             bench.iter(|| train(&mut net, &x, &opts, &mut Progress::quiet()).unwrap())

@@ -47,6 +47,7 @@ fn main() {
             epochs: 1,
             lr: 1e-3,
             seed: 1,
+            unfused_output: false,
         };
         train(&mut net, &x, &opts, &mut Progress::quiet()).expect("warm-up epoch");
         let t = Instant::now();

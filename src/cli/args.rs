@@ -210,6 +210,10 @@ pub struct ModelArgs {
     /// --vsc-c cannot be given with it)
     #[arg(long, conflicts_with = "vsc_c")]
     pub vsc_c_schedule: bool,
+    /// Train with the output layer and the loss as separate layers (the textbook form:
+    /// forms the B × genes reconstruction; slower, same math) instead of the fused Gram form
+    #[arg(long)]
+    pub unfused_output: bool,
     /// Minibatch size [default: 256 (paper), 240 (seed-code)]
     #[arg(long)]
     pub batch_size: Option<usize>,
@@ -278,6 +282,7 @@ impl ModelArgs {
             epochs: self.epochs,
             lr: self.lr,
             seed: self.seed,
+            unfused_output: self.unfused_output,
         };
         t.validate()?;
         Ok(t)

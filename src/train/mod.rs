@@ -20,6 +20,10 @@ pub struct TrainOptions {
     pub epochs: usize,
     pub lr: f64,
     pub seed: u64,
+    /// Run the output layer and the loss as separate layers (`Network::forward` then
+    /// `Network::backward`, the textbook form) instead of the fused Gram-form step. Same math,
+    /// slower; kept so that results of the textbook path can be reproduced end to end.
+    pub unfused_output: bool,
 }
 
 impl TrainOptions {
@@ -91,7 +95,13 @@ pub fn train(
             x.gather_rows_into(rows, &mut batch);
             let noise = Noise::draw(&mut noise_rng, cfg.kind, b, cfg.latent);
             let c = cfg.c_at((epoch - 1) * batches_per_epoch + k, total_steps);
-            let losses = net.train_step(&mut ws, &batch, &noise, c);
+            let losses = if opts.unfused_output {
+                let losses = net.forward(&mut ws, &batch, &noise, c);
+                net.backward(&mut ws, &batch);
+                losses
+            } else {
+                net.train_step(&mut ws, &batch, &noise, c)
+            };
             if !losses.total.is_finite() {
                 return Err(Error::NonFinite {
                     epoch,
@@ -171,6 +181,7 @@ mod tests {
                 epochs: 2,
                 lr: 1e-3,
                 seed: 1,
+                unfused_output: false,
             };
             let err = train(&mut net, &x, &opts, &mut Progress::quiet()).unwrap_err();
             let msg = err.to_string();
@@ -200,6 +211,7 @@ mod tests {
             epochs: 1,
             lr: 1e38,
             seed: 1,
+            unfused_output: false,
         };
         let msg = train(&mut net, &x, &opts, &mut Progress::quiet())
             .unwrap_err()
@@ -208,5 +220,41 @@ mod tests {
             msg.contains("after the Adam update") && msg.contains("epoch 1, batch 1"),
             "{msg}"
         );
+    }
+
+    /// The textbook path (`unfused_output`) trains the same math as the fused step: the
+    /// epoch losses agree to f32 rounding over a few epochs, for every model.
+    #[test]
+    fn unfused_output_trains_the_same_math() {
+        let genes = 40;
+        let dense = ndarray::Array2::from_shape_fn((30, genes), |(i, j)| {
+            (((i * 13 + j * 7) % 11) as f32 * 0.3).max(0.0) * ((i + j) % 3 == 0) as u8 as f32
+        });
+        let x = Csr::from_dense(&dense);
+        for kind in ModelKind::ALL {
+            let mut cfg = ModelConfig::preset(kind, Preset::Paper);
+            cfg.trunk = vec![16, 8];
+            cfg.decoder = vec![8, 16];
+            cfg.head_hidden = 4;
+            let run = |unfused_output: bool| {
+                let mut net = Network::<f32>::new(cfg.clone(), genes, 3).unwrap();
+                let opts = TrainOptions {
+                    batch_size: 8,
+                    epochs: 3,
+                    lr: 1e-3,
+                    seed: 3,
+                    unfused_output,
+                };
+                train(&mut net, &x, &opts, &mut Progress::quiet()).unwrap()
+            };
+            for (a, b) in run(false).iter().zip(&run(true)) {
+                assert!(
+                    (a.loss - b.loss).abs() <= 1e-5 * b.loss,
+                    "{kind:?}: {} vs {}",
+                    a.loss,
+                    b.loss
+                );
+            }
+        }
     }
 }
