@@ -6,8 +6,7 @@
 //! The two need not agree exactly: cellvae fits the loess directly at every gene, R and
 //! scikit-misc interpolate it from a k-d tree (`src/preprocess/hvg.rs`), which moves genes
 //! near the cut. The test requires the sets to share at least 1,990 of their 2,000 genes
-//! (1,998 measured), and every
-//! gene of the fixture's top 200.
+//! (1,998 measured), and every gene of the fixture's top 200.
 
 use cellvae::io::{read_dataset, ReadOptions};
 use cellvae::preprocess::{prepare, PrepOptions};
