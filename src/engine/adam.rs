@@ -8,9 +8,9 @@
 //! so `ε` is added *after* the bias correction of `√v`, as PyTorch does. No weight decay, no
 //! AMSGrad, no clipping. Zeroing the gradients is the model's separate `zero_grad` step.
 //!
-//! The update also reports a non-finite result: it sums `θ·0` over each tensor, which is 0 for
-//! finite values and NaN as soon as one is NaN or ±∞ (one extra add per value, in the same
-//! pass), so training can stop naming the tensor instead of running on with NaN weights.
+//! The update also reports a non-finite result (a NaN or ±∞ among the updated values, checked
+//! in the same pass), so training can stop naming the tensor instead of running on with NaN
+//! weights.
 
 use super::scalar::{simd_fn, Scalar};
 use rayon::prelude::*;
@@ -79,10 +79,10 @@ impl<T: Scalar> Adam<T> {
                     .par_chunks_mut(BLOCK)
                     .zip(grad.par_chunks(BLOCK))
                     .zip(m.par_chunks_mut(BLOCK).zip(v.par_chunks_mut(BLOCK)))
-                    .map(|((p, g), (m, v))| update(p, g, m, v, consts).is_finite())
+                    .map(|((p, g), (m, v))| update(p, g, m, v, consts))
                     .reduce(|| true, |a, b| a && b)
             } else {
-                update(theta, grad, m, v, consts).is_finite()
+                update(theta, grad, m, v, consts)
             };
             if !finite && first_bad.is_none() {
                 first_bad = Some(k);
@@ -119,18 +119,17 @@ struct Constants<T> {
 
 simd_fn! {
     /// The update of the module doc on equal-length slices of a tensor, its gradient and
-    /// its two moments. Returns `Σ θ·0`: 0, or NaN if an updated value is not finite.
-    fn update<T>(theta: &mut [T], grad: &[T], m: &mut [T], v: &mut [T], k: Constants<T>) -> T {
+    /// its two moments. Returns whether every updated value is finite.
+    fn update<T>(theta: &mut [T], grad: &[T], m: &mut [T], v: &mut [T], k: Constants<T>) -> bool {
         let moments = m.iter_mut().zip(v.iter_mut());
-        let zero = T::zero();
-        let mut check = zero;
+        let mut finite = true;
         for ((p, &g), (m, v)) in theta.iter_mut().zip(grad).zip(moments) {
             *m += k.b1c * (g - *m);
             *v = k.b2 * *v + k.b2c * g * g;
             *p -= k.step_size * *m / (v.sqrt() / k.bc2_sqrt + k.eps);
-            check += *p * zero;
+            finite &= p.is_finite();
         }
-        check
+        finite
     }
 }
 
