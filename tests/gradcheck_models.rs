@@ -21,6 +21,9 @@ use cellvae::engine::rng::{stream, Stream};
 use cellvae::models::{ModelConfig, ModelKind, Network, Noise, Preset};
 use rand::Rng;
 
+mod common;
+use common::small;
+
 const GENES: usize = 11;
 const CELLS: usize = 8;
 const PARTIAL: usize = 5;
@@ -47,19 +50,6 @@ fn batch(cells: usize, seed: u64) -> Csr<f64> {
         m.push_row(&c, &v);
     }
     m
-}
-
-/// The preset's structure, scaled down to a few units per layer.
-fn small(kind: ModelKind, preset: Preset) -> ModelConfig {
-    let mut c = ModelConfig::preset(kind, preset);
-    c.latent = 3;
-    let shrink = |w: &[usize]| w.iter().map(|&w| (w / 16).clamp(5, 9)).collect::<Vec<_>>();
-    c.trunk = shrink(&c.trunk);
-    c.decoder = shrink(&c.decoder);
-    if c.head_hidden > 0 {
-        c.head_hidden = 4;
-    }
-    c
 }
 
 fn params(net: &mut Network<f64>) -> Vec<(Vec<f64>, Vec<f64>)> {

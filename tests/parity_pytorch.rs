@@ -17,22 +17,12 @@ use ndarray::Array2;
 use safetensors::{Dtype, SafeTensors};
 use std::collections::HashMap;
 
+mod common;
+use common::small;
+
 const FIXTURE: &str = "tests/fixtures/parity/pytorch_f64.safetensors";
 const TOLERANCE: f64 = 1e-10;
 const CAPACITY: usize = 8;
-
-/// The preset scaled down (the fixture script's `small`).
-fn small(kind: ModelKind, preset: Preset) -> ModelConfig {
-    let mut c = ModelConfig::preset(kind, preset);
-    c.latent = 3;
-    let shrink = |w: &[usize]| w.iter().map(|&w| (w / 16).clamp(5, 9)).collect::<Vec<_>>();
-    c.trunk = shrink(&c.trunk);
-    c.decoder = shrink(&c.decoder);
-    if c.head_hidden > 0 {
-        c.head_hidden = 4;
-    }
-    c
-}
 
 struct Fixture {
     bytes: Vec<u8>,
