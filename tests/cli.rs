@@ -158,8 +158,27 @@ fn preprocess_writes_a_10x_directory_and_reports_json() {
     let line: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(line["cells_in"], 60);
     assert_eq!(line["genes_in"], 40);
-    for f in ["matrix.mtx.gz", "genes.tsv.gz", "barcodes.tsv.gz", "qc.csv"] {
+    for f in [
+        "matrix.mtx.gz",
+        "features.tsv.gz",
+        "barcodes.tsv.gz",
+        "qc.csv",
+    ] {
         assert!(out.join(f).is_file(), "{f}");
+    }
+    // Cell Ranger 3's layout, as scanpy's read_10x_mtx and Seurat's Read10X expect it: three
+    // tab-separated columns, the last `Gene Expression`, and no genes.tsv beside it.
+    assert!(!out.join("genes.tsv.gz").exists() && !out.join("genes.tsv").exists());
+    let mut features = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(fs::File::open(out.join("features.tsv.gz")).unwrap()),
+        &mut features,
+    )
+    .unwrap();
+    assert_eq!(features.lines().count(), 40);
+    for line in features.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        assert_eq!((f.len(), f[2]), (3, "Gene Expression"), "{line}");
     }
     // The written directory reads back as already-normalized input.
     let again = scratch("pre2");

@@ -136,8 +136,10 @@ pub fn check_unique(path: &Path, barcodes: &[String], first_line: usize) -> Resu
     Ok(())
 }
 
-/// Writes a 10x directory: `matrix.mtx.gz` (real), `genes.tsv.gz`, `barcodes.tsv.gz`, each
-/// atomically.
+/// Writes a 10x directory in Cell Ranger 3's layout, which scanpy's `read_10x_mtx` and Seurat's
+/// `Read10X` open as they are: `matrix.mtx.gz` (real), `features.tsv.gz` (gene ID, symbol and
+/// `Gene Expression`, tab-separated) and `barcodes.tsv.gz`, each written atomically. (Both
+/// tools take a folder for the older layout only when it holds an uncompressed `genes.tsv`.)
 pub fn write_dir(dir: &Path, d: &Dataset, comment: &str) -> Result<()> {
     super::atomic::ensure_dir(dir)?;
     // Buffer in front of the compressor: it is slow when fed one short line at a time.
@@ -151,10 +153,10 @@ pub fn write_dir(dir: &Path, d: &Dataset, comment: &str) -> Result<()> {
             .finish()
             .map(|_| ())
     };
-    write_atomic(&dir.join("genes.tsv.gz"), |w| {
+    write_atomic(&dir.join("features.tsv.gz"), |w| {
         gz(w, &|w| {
             for (id, name) in d.gene_ids.iter().zip(&d.gene_names) {
-                writeln!(w, "{id}\t{name}")?;
+                writeln!(w, "{id}\t{name}\tGene Expression")?;
             }
             Ok(())
         })
