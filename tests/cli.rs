@@ -530,3 +530,62 @@ fn absurd_thread_count_fails_fast() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("error: --threads 100000"), "{err}");
 }
+
+/// `cellvae markers` on the tiny fixture's cell types, five cells left without a cluster: the
+/// run says so, and the table has scanpy's columns, `--n-genes` rows per cluster in order of
+/// score, valid p-values, and adjusted p-values no smaller than the raw ones.
+#[test]
+fn markers_rank_genes_per_cluster() {
+    let dir = scratch("markers");
+    let labels = fs::read_to_string(format!("{TINY}/labels.csv")).unwrap();
+    let mut clusters = String::from("barcode,cluster\n");
+    for line in labels.lines().skip(6) {
+        let f: Vec<&str> = line.split(',').collect();
+        clusters.push_str(&format!("{},{}\n", f[0], f[1]));
+    }
+    let clusters_csv = dir.join("clusters.csv");
+    fs::write(&clusters_csv, clusters).unwrap();
+    let out = dir.join("markers.csv");
+    let o = ok(&[
+        "markers",
+        "--data",
+        TINY,
+        "--qc",
+        "none",
+        "--clusters",
+        clusters_csv.to_str().unwrap(),
+        "--n-genes",
+        "5",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("5 cells of the data have no cluster"),
+        "{stderr}"
+    );
+    let table = fs::read_to_string(&out).unwrap();
+    let mut lines = table.lines();
+    assert_eq!(
+        lines.next(),
+        Some("group,names,scores,logfoldchanges,pvals,pvals_adj")
+    );
+    let rows: Vec<Vec<String>> = lines
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    let groups: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    let distinct: std::collections::BTreeSet<&str> = groups.iter().copied().collect();
+    assert!(distinct.len() >= 2);
+    assert_eq!(rows.len(), 5 * distinct.len());
+    for chunk in rows.chunks(5) {
+        let num = |r: &Vec<String>, k: usize| r[k].parse::<f64>().unwrap();
+        for pair in chunk.windows(2) {
+            assert_eq!(pair[0][0], pair[1][0], "one group per block of 5");
+            assert!(num(&pair[0], 2) >= num(&pair[1], 2), "sorted by score");
+        }
+        for r in chunk {
+            let (p, adj) = (num(r, 4), num(r, 5));
+            assert!((0.0..=1.0).contains(&p) && adj >= p && adj <= 1.0, "{r:?}");
+        }
+    }
+}

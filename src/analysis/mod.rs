@@ -1,6 +1,7 @@
 //! Evaluation: the PCA baseline, t-SNE, k-means and the clustering scores.
 
 pub mod kmeans;
+pub mod markers;
 pub mod metrics;
 pub mod pca;
 pub mod tsne;

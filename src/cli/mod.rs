@@ -4,6 +4,7 @@
 
 pub mod args;
 mod commands;
+mod markers;
 mod pipeline;
 
 use args::{DataArgs, ModelArg, ModelArgs};
@@ -76,6 +77,8 @@ pub enum Command {
     Tsne(commands::TsneArgs),
     /// k-means of a table of codes or embeddings
     Cluster(commands::ClusterArgs),
+    /// Marker genes of each cluster: Wilcoxon rank-sum against the rest (scanpy's columns)
+    Markers(markers::MarkersArgs),
     /// Score predicted clusters against labels (NMI, ARI, homogeneity, completeness)
     Score {
         /// Labels CSV (barcode first)
@@ -135,6 +138,7 @@ pub fn run(cli: Cli) -> crate::Result<()> {
         } => commands::embed(&checkpoint, model.map(Into::into), &data, gamma, seed, &out),
         Command::Tsne(a) => commands::tsne(&a, quiet),
         Command::Cluster(a) => commands::cluster(&a),
+        Command::Markers(a) => markers::markers(&a, quiet),
         Command::Score {
             truth,
             pred,
