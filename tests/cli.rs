@@ -242,6 +242,8 @@ fn run_is_complete_and_deterministic() {
             "metrics.json",
             "tsne2d.png",
             "tsne3d.png",
+            "umap.csv",
+            "umap.png",
         ] {
             assert!(a.join(model).join(f).is_file(), "{model}/{f}");
         }
@@ -384,6 +386,24 @@ fn tsne_cluster_score_chain() {
     ]);
     let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(s["n"], 60);
+    // UMAP of the same codes: the t-SNE table's layout, and the same bytes for the same seed.
+    let umap = |name: &str| {
+        let out = work.join(name);
+        ok(&[
+            "umap",
+            "--input",
+            latent.to_str().unwrap(),
+            "--neighbors",
+            "10",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        fs::read_to_string(out).unwrap()
+    };
+    let u = umap("umap-a.csv");
+    assert!(u.starts_with("barcode,umap1,umap2\n"), "{u}");
+    assert_eq!(u.lines().count(), 61);
+    assert_eq!(u, umap("umap-b.csv"));
     for k in [
         "nmi_geometric",
         "nmi_arithmetic",
@@ -432,7 +452,8 @@ fn help_and_version() {
 /// default 128-wide layers and batches of 256, so the ReLU/bias passes (256 × 128 ≥ 2¹⁵), the
 /// Adam update of the first layer (128,000 ≥ 2¹⁶ values), the GEMMs (≥ 2¹⁸ multiply-adds),
 /// the batch transpose's bands and the output layer's rows all run in parallel with 2
-/// threads and serially with 1. Checkpoints, codes, t-SNE and clusters must be byte-identical.
+/// threads and serially with 1. Checkpoints, codes, t-SNE, UMAP and clusters must be
+/// byte-identical.
 #[test]
 fn run_is_deterministic_on_a_wide_input() {
     let dir = scratch("wide-input");
@@ -494,7 +515,14 @@ fn run_is_deterministic_on_a_wide_input() {
     for f in files(&two) {
         let name = f.file_name().unwrap().to_str().unwrap();
         if name.ends_with(".safetensors")
-            || ["latent.csv", "tsne2d.csv", "tsne3d.csv", "clusters.csv"].contains(&name)
+            || [
+                "latent.csv",
+                "tsne2d.csv",
+                "tsne3d.csv",
+                "umap.csv",
+                "clusters.csv",
+            ]
+            .contains(&name)
         {
             let rel = f.strip_prefix(&two).unwrap();
             assert!(
@@ -505,7 +533,7 @@ fn run_is_deterministic_on_a_wide_input() {
             compared += 1;
         }
     }
-    assert_eq!(compared, 3 * 5 + 4, "files compared");
+    assert_eq!(compared, 3 * 6 + 5, "files compared");
 }
 
 /// An absurd thread count is refused at once (it used to hang while the threads started).

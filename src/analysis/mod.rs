@@ -2,6 +2,8 @@
 
 pub mod kmeans;
 pub mod markers;
+pub mod matching;
 pub mod metrics;
 pub mod pca;
 pub mod tsne;
+pub mod umap;

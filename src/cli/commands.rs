@@ -6,6 +6,7 @@ use super::args::DataArgs;
 use crate::analysis::kmeans::{kmeans, KMeansOptions};
 use crate::analysis::metrics::{encode, scores};
 use crate::analysis::tsne::{tsne as run_tsne, Method, TsneOptions};
+use crate::analysis::umap::{umap as run_umap, UmapOptions};
 use crate::error::{Error, Result};
 use crate::io::align::{to_gene_order, GeneOrder};
 use crate::io::atomic::{ensure_dir, ensure_parent, write_atomic};
@@ -277,6 +278,58 @@ pub fn tsne(a: &TsneArgs, quiet: bool) -> Result<()> {
             t.barcodes.len(),
             started.elapsed().as_secs_f64(),
             e.kl_divergence
+        );
+    }
+    Ok(())
+}
+
+/// Flags of `cellvae umap`.
+#[derive(Args, Debug)]
+pub struct UmapArgs {
+    /// CSV of codes (barcode first)
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Embedding dimensions
+    #[arg(long, default_value_t = 2)]
+    pub dims: usize,
+    /// Neighbourhood size, the point itself included
+    #[arg(long, default_value_t = 15)]
+    pub neighbors: usize,
+    /// Smallest distance between embedded points
+    #[arg(long, default_value_t = 0.1)]
+    pub min_dist: f64,
+    /// Seed of the initial noise and the negative samples
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Output CSV (barcode,umap1,umap2[,…])
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Column names of a UMAP table.
+pub fn umap_columns(dims: usize) -> Vec<String> {
+    (1..=dims).map(|d| format!("umap{d}")).collect()
+}
+
+/// `cellvae umap`.
+pub fn umap(a: &UmapArgs, quiet: bool) -> Result<()> {
+    ensure_parent(&a.out)?;
+    let t = table::read(&a.input)?;
+    let opts = UmapOptions {
+        neighbors: a.neighbors,
+        min_dist: a.min_dist,
+        ..UmapOptions::new(a.dims, a.seed)
+    };
+    let started = std::time::Instant::now();
+    let y = run_umap(&t.values, &opts)?;
+    table::write(&a.out, &umap_columns(opts.dims), &t.barcodes, &y)?;
+    if !quiet {
+        eprintln!(
+            "UMAP ({}-D, {} neighbours) of {} points in {:.2}s",
+            opts.dims,
+            opts.neighbors,
+            t.barcodes.len(),
+            started.elapsed().as_secs_f64()
         );
     }
     Ok(())

@@ -75,6 +75,8 @@ pub enum Command {
     },
     /// t-SNE of a table of codes
     Tsne(commands::TsneArgs),
+    /// UMAP of a table of codes (umap-learn's defaults)
+    Umap(commands::UmapArgs),
     /// k-means of a table of codes or embeddings
     Cluster(commands::ClusterArgs),
     /// Marker genes of each cluster: Wilcoxon rank-sum against the rest (scanpy's columns)
@@ -137,6 +139,7 @@ pub fn run(cli: Cli) -> crate::Result<()> {
             out,
         } => commands::embed(&checkpoint, model.map(Into::into), &data, gamma, seed, &out),
         Command::Tsne(a) => commands::tsne(&a, quiet),
+        Command::Umap(a) => commands::umap(&a, quiet),
         Command::Cluster(a) => commands::cluster(&a),
         Command::Markers(a) => markers::markers(&a, quiet),
         Command::Score {

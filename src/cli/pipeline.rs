@@ -1,23 +1,25 @@
 //! `cellvae run`: the whole study in one command. Each model is evaluated in turn
-//! ([`evaluate_model`]: codes, t-SNE, clusters, scores, its folder's files), then the run's
+//! ([`evaluate_model`]: codes, t-SNE, UMAP, clusters, scores, its folder's files), then the run's
 //! own outputs are written ([`write_run_outputs`]: figures, `summary.csv`, `report.md`). The
 //! steps it shares with the single subcommands live in [`super::commands`].
 
 use super::args::{DataArgs, LabelArgs, ModelArgs};
 use super::commands::{
-    fit_and_write, load_prepared, tsne_columns, tsne_options, write_clusters, MethodArg,
+    fit_and_write, load_prepared, tsne_columns, tsne_options, umap_columns, write_clusters,
+    MethodArg,
 };
 use crate::analysis::kmeans::{kmeans, KMeansOptions};
 use crate::analysis::metrics::{scores, Scores};
 use crate::analysis::pca::pca;
 use crate::analysis::tsne::tsne;
+use crate::analysis::umap::{umap, UmapOptions};
 use crate::error::{Error, Result};
 use crate::io::align::{cell_types, CellTypes};
 use crate::io::atomic::ensure_dir;
 use crate::io::{labels, table, Dataset};
 use crate::models::{ModelConfig, ModelKind};
 use crate::preprocess::Prepared;
-use crate::report::plots;
+use crate::report::plots::{self, Clusters};
 use crate::report::summary::{self, ModelOutcome, ReportContext};
 use crate::train::{EpochRecord, TrainOptions};
 use clap::{Args, ValueEnum};
@@ -127,6 +129,20 @@ fn score_against(types: &CellTypes, clusters: &[usize]) -> Scores {
     scores(&t, &p)
 }
 
+/// The mean position of each cluster's points (`k` rows; a cluster with no point stays at 0).
+fn centres(coords: &ndarray::Array2<f64>, labels: &[usize], k: usize) -> ndarray::Array2<f64> {
+    let mut sum = ndarray::Array2::<f64>::zeros((k, coords.ncols()));
+    let mut count = vec![0usize; k];
+    for (row, &l) in coords.rows().into_iter().zip(labels) {
+        sum.row_mut(l).scaled_add(1.0, &row);
+        count[l] += 1;
+    }
+    for (mut row, &c) in sum.rows_mut().into_iter().zip(&count) {
+        row /= c.max(1) as f64;
+    }
+    sum
+}
+
 /// What every model of a run shares.
 struct RunContext<'a> {
     args: &'a RunArgs,
@@ -178,6 +194,10 @@ fn evaluate_model(
         table::write(&dir.join(file), &tsne_columns(dims), &d.barcodes, &e.coords)?;
     }
     let tsne_seconds = t1.elapsed().as_secs_f64();
+    let t2 = Instant::now();
+    let umap2 = umap(&codes, &UmapOptions::new(2, seed))?;
+    table::write(&dir.join("umap.csv"), &umap_columns(2), &d.barcodes, &umap2)?;
+    let umap_seconds = t2.elapsed().as_secs_f64();
     let mut outcome = ModelOutcome {
         name: name.clone(),
         scores: None,
@@ -187,6 +207,7 @@ fn evaluate_model(
         n_params,
         tsne_kl: (e2.kl_divergence, e3.kl_divergence),
         tsne_seconds,
+        umap_seconds,
     };
     let mut clusters = None;
     if let Some(k) = ctx.k {
@@ -203,6 +224,9 @@ fn evaluate_model(
         clusters = Some(km);
     }
     let ct = ctx.types.map(|t| (t.ids.as_slice(), t.names.as_slice()));
+    let slots = clusters
+        .as_ref()
+        .map(|c| plots::cluster_slots(&c.labels, c.centroids.nrows(), ct));
     let title = format!("{name}: t-SNE of the {}-D codes", codes.ncols());
     plots::embedding_figure(
         &dir.join("tsne2d.png"),
@@ -211,7 +235,34 @@ fn evaluate_model(
         ct,
         clusters
             .as_ref()
-            .map(|c| (c.labels.as_slice(), &c.centroids)),
+            .zip(slots.as_deref())
+            .map(|(c, slots)| Clusters {
+                labels: &c.labels,
+                centroids: &c.centroids,
+                slots,
+            }),
+    )?;
+    // The same clusters (k-means on the 2-D t-SNE), their centres marked where they fall here.
+    let umap_centres = clusters
+        .as_ref()
+        .map(|c| centres(&umap2, &c.labels, c.centroids.nrows()));
+    plots::embedding_figure(
+        &dir.join("umap.png"),
+        &format!(
+            "{name}: UMAP of the {}-D codes (clusters from the t-SNE)",
+            codes.ncols()
+        ),
+        &umap2,
+        ct,
+        clusters
+            .as_ref()
+            .zip(umap_centres.as_ref())
+            .zip(slots.as_deref())
+            .map(|((c, centroids), slots)| Clusters {
+                labels: &c.labels,
+                centroids,
+                slots,
+            }),
     )?;
     plots::projections_3d(
         &dir.join("tsne3d.png"),
@@ -233,7 +284,9 @@ fn evaluate_model(
         let s = outcome.scores.map_or(String::new(), |s| {
             format!(", NMI {:.3} ARI {:.3}", s.nmi_geometric, s.ari)
         });
-        eprintln!("{name}: codes {train_seconds:.1}s, t-SNE 2-D and 3-D {tsne_seconds:.1}s{s}");
+        eprintln!(
+            "{name}: codes {train_seconds:.1}s, t-SNE 2-D and 3-D {tsne_seconds:.1}s, UMAP {umap_seconds:.1}s{s}"
+        );
     }
     Ok(outcome)
 }

@@ -26,6 +26,8 @@ pub enum Stream {
     Kmeans = 6,
     /// PCA's randomized range finder.
     Pca = 7,
+    /// UMAP's initial noise and negative samples.
+    Umap = 8,
 }
 
 /// The generator for `which` under the user's `seed`.
@@ -69,6 +71,7 @@ mod tests {
             Stream::Tsne,
             Stream::Kmeans,
             Stream::Pca,
+            Stream::Umap,
         ];
         for (which, want) in all.into_iter().zip(PINNED) {
             let mut r = stream(42, which);
@@ -89,7 +92,7 @@ mod tests {
     /// Per stream: first `u64`, then a standard normal, then a uniform; and the first `u64` of
     /// substream 3. Measured with rand 0.9, rand_chacha 0.9, rand_distr 0.5.
     #[allow(clippy::excessive_precision)]
-    const PINNED: [(u64, f64, f64, u64); 7] = [
+    const PINNED: [(u64, f64, f64, u64); 8] = [
         (
             10517904778964690192,
             -0.8538653765576267,
@@ -131,6 +134,12 @@ mod tests {
             -0.23283654718771737,
             0.14336650731458567,
             11967406974295957696,
+        ),
+        (
+            504890019304690216,
+            -0.025626913619997815,
+            0.38314745729983846,
+            2701137933461486202,
         ),
     ];
 }

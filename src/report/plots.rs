@@ -10,6 +10,7 @@
 //! The loss curves and the score bars are also written as SVG (vector drawings suit them);
 //! the scatter plots of thousands of points stay PNG.
 
+use crate::analysis::matching::{contingency, max_weight_matching};
 use crate::error::{Error, Result};
 use crate::io::atomic::write_atomic;
 use crate::train::EpochRecord;
@@ -154,6 +155,7 @@ fn scatter<DB: DrawingBackend>(
     names: &[String],
     legend: bool,
     centroids: Option<&Array2<f64>>,
+    slots: Option<&[usize]>,
 ) -> std::result::Result<(), String>
 where
     DB::ErrorType: 'static,
@@ -189,7 +191,8 @@ where
             .map_err(|e| e.to_string())?;
     }
     for (k, name) in names.iter().enumerate() {
-        let c = colour(k);
+        // Group k's palette slot: its own index unless the caller chose (matched colours).
+        let c = colour(slots.map_or(k, |s| s[k]));
         let pts: Vec<(f64, f64)> = groups
             .iter()
             .enumerate()
@@ -223,12 +226,50 @@ where
 }
 
 /// The study's figure: t-SNE by cell type (left) and by k-means cluster with centroids (right).
+/// Clusters to draw: each point's cluster, the clusters' centres, and each cluster's palette
+/// slot (see [`cluster_slots`]).
+pub struct Clusters<'a> {
+    pub labels: &'a [usize],
+    pub centroids: &'a Array2<f64>,
+    pub slots: &'a [usize],
+}
+
+/// Palette slots for `k` clusters. Clusters and cell types are matched one to one for the
+/// largest total overlap ([`max_weight_matching`]); a cluster keeps its match when that type
+/// is also its most frequent one, and then takes the type's colour, so that a colour shared by
+/// the two panels means "mostly these cells". Every other cluster takes a slot after the
+/// types'. Without labels, cluster `c` takes slot `c`.
+pub fn cluster_slots(
+    labels: &[usize],
+    k: usize,
+    cell_types: Option<(&[Option<usize>], &[String])>,
+) -> Vec<usize> {
+    let Some((types, names)) = cell_types else {
+        return (0..k).collect();
+    };
+    let table = contingency(labels, types, k, names.len());
+    let matched = max_weight_matching(&table);
+    let mut next = names.len();
+    matched
+        .into_iter()
+        .zip(&table)
+        .map(|(m, row)| {
+            let top = row.iter().copied().fold(0.0f64, f64::max);
+            m.filter(|&t| row[t] > 0.0 && row[t] == top)
+                .unwrap_or_else(|| {
+                    next += 1;
+                    next - 1
+                })
+        })
+        .collect()
+}
+
 pub fn embedding_figure(
     path: &Path,
     title: &str,
     coords: &Array2<f64>,
     cell_types: Option<(&[Option<usize>], &[String])>,
-    clusters: Option<(&[usize], &Array2<f64>)>,
+    clusters: Option<Clusters<'_>>,
 ) -> Result<()> {
     png(path, (1500, 700), |root| {
         root.titled(title, (FAMILY, 24))
@@ -244,19 +285,26 @@ pub fn embedding_figure(
                 names,
                 true,
                 None,
+                None,
             )?,
             None => scatter(
                 &left,
-                "t-SNE (no labels)",
+                "no labels",
                 coords,
                 (0, 1),
                 &vec![Some(0); coords.nrows()],
                 &["cells".into()],
                 false,
                 None,
+                None,
             )?,
         }
-        if let Some((labels, centroids)) = clusters {
+        if let Some(Clusters {
+            labels,
+            centroids,
+            slots,
+        }) = clusters
+        {
             let k = centroids.nrows();
             let groups: Vec<Option<usize>> = labels.iter().map(|&l| Some(l)).collect();
             let names: Vec<String> = (0..k).map(|c| format!("cluster {c}")).collect();
@@ -269,6 +317,7 @@ pub fn embedding_figure(
                 &names,
                 false,
                 Some(centroids),
+                Some(slots),
             )?;
         }
         Ok(())
@@ -300,6 +349,7 @@ pub fn projections_3d(
                 groups,
                 names,
                 k == 2 && cell_types.is_some(),
+                None,
                 None,
             )?;
         }
@@ -424,4 +474,36 @@ where
     }
     draw_legend(&mut chart, 13, SeriesLabelPosition::UpperRight)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two clusters of mostly type 0 (only one can take its colour), one of type 1, none of
+    /// type 2: the matched majority clusters take their types' slots, the other a new slot.
+    #[test]
+    fn clusters_take_their_majority_type_colour() {
+        let labels = [0, 0, 0, 1, 1, 1, 2, 2];
+        let types = [
+            Some(0),
+            Some(0),
+            Some(1),
+            Some(0),
+            Some(0),
+            None,
+            Some(1),
+            Some(1),
+        ];
+        let names: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let slots = cluster_slots(&labels, 3, Some((&types, &names)));
+        // Cluster 2 is all type 1; clusters 0 and 1 are mostly type 0, but only one can have
+        // it (cluster 0 by the matching's tie rule), and type 2 is no cluster's majority.
+        assert_eq!(slots[2], 1);
+        assert!(
+            slots[..2].contains(&0) && slots[..2].iter().any(|&s| s >= 3),
+            "{slots:?}"
+        );
+        assert_eq!(cluster_slots(&labels, 3, None), vec![0, 1, 2]);
+    }
 }

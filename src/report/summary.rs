@@ -26,6 +26,8 @@ pub struct ModelOutcome {
     /// Final KL divergences of the 2-D and 3-D t-SNE.
     pub tsne_kl: (f64, f64),
     pub tsne_seconds: f64,
+    /// Wall seconds of the 2-D UMAP.
+    pub umap_seconds: f64,
 }
 
 impl ModelOutcome {
@@ -89,6 +91,7 @@ pub fn write_metrics_json(path: &Path, o: &ModelOutcome, extra: serde_json::Valu
         "n_params": o.n_params,
         "tsne_kl_divergence": {"2d": o.tsne_kl.0, "3d": o.tsne_kl.1},
         "tsne_seconds": o.tsne_seconds,
+        "umap_seconds": o.umap_seconds,
         "run": extra,
     });
     let text = serde_json::to_string_pretty(&v).unwrap_or_default();
@@ -214,7 +217,7 @@ pub fn write_report(path: &Path, outcomes: &[ModelOutcome], ctx: &ReportContext<
     for o in outcomes {
         let _ = writeln!(
             r,
-            "### {}\n\n![{0} t-SNE 2-D]({0}/tsne2d.png)\n\n![{0} t-SNE 3-D]({0}/tsne3d.png)\n",
+            "### {}\n\n![{0} t-SNE 2-D]({0}/tsne2d.png)\n\n![{0} UMAP]({0}/umap.png)\n\n![{0} t-SNE 3-D]({0}/tsne3d.png)\n",
             o.name
         );
     }
