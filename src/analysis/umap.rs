@@ -125,7 +125,7 @@ pub fn fuzzy_graph(x: &Array2<f64>, k: usize) -> Graph {
             entries.push((j, i as u32, 0.0, a));
         }
     }
-    entries.sort_by(|p, q| (p.0, p.1).cmp(&(q.0, q.1)));
+    entries.sort_by_key(|p| (p.0, p.1));
     let mut g = Graph {
         head: Vec::new(),
         tail: Vec::new(),
@@ -263,8 +263,9 @@ fn initialise(x: &Array2<f64>, dims: usize, rng: &mut impl Rng) -> Array2<f64> {
     order.sort_by(|&p, &q| values[q].total_cmp(&values[p]).then(p.cmp(&q)));
     let mut y = Array2::<f64>::zeros((n, dims));
     for c in 0..dims {
-        if c < d {
-            let mut v = vectors.column(order[c]).to_owned();
+        // Components beyond the input's width stay 0 (then only the noise spreads them).
+        if let Some(&axis) = order.get(c) {
+            let mut v = vectors.column(axis).to_owned();
             // A fixed sign: the largest entry positive.
             let big = v
                 .iter()
