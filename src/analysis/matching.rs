@@ -128,7 +128,7 @@ mod tests {
             }
             for i in 0..k {
                 permute(k - 1, p, w, best);
-                let j = if k % 2 == 0 { i } else { 0 };
+                let j = if k.is_multiple_of(2) { i } else { 0 };
                 p.swap(j, k - 1);
             }
         }

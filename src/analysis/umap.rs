@@ -460,11 +460,10 @@ mod tests {
     fn jacobi_finds_the_eigenpairs() {
         let m = ndarray::array![[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 1.0]];
         let (values, vectors) = symmetric_eigen(&m);
-        for k in 0..3 {
+        for (k, &lambda) in values.iter().enumerate() {
             let v = vectors.column(k);
-            let mv = m.dot(&v);
-            for r in 0..3 {
-                assert!((mv[r] - values[k] * v[r]).abs() < 1e-12);
+            for (mv, v) in m.dot(&v).iter().zip(v) {
+                assert!((mv - lambda * v).abs() < 1e-12);
             }
         }
     }
