@@ -244,6 +244,8 @@ fn run_is_complete_and_deterministic() {
             "tsne3d.png",
             "umap.csv",
             "umap.png",
+            "markers.csv",
+            "markers_dotplot.png",
         ] {
             assert!(a.join(model).join(f).is_file(), "{model}/{f}");
         }

@@ -154,6 +154,38 @@ fn test_gene(
         .collect()
 }
 
+/// For each of `genes` (rows) and each group (columns): the mean value over the group's cells
+/// and the share of them in which the gene is nonzero. Cells whose group is `None` are left out.
+pub fn expression_summary(
+    x: &Csr<f32>,
+    groups: &[Option<usize>],
+    n_groups: usize,
+    genes: &[usize],
+) -> (ndarray::Array2<f64>, ndarray::Array2<f64>) {
+    let slot: std::collections::HashMap<usize, usize> =
+        genes.iter().enumerate().map(|(r, &g)| (g, r)).collect();
+    let mut sum = ndarray::Array2::<f64>::zeros((genes.len(), n_groups));
+    let mut nonzero = ndarray::Array2::<f64>::zeros((genes.len(), n_groups));
+    let mut size = vec![0usize; n_groups];
+    for (i, g) in groups.iter().enumerate() {
+        let Some(g) = *g else { continue };
+        size[g] += 1;
+        let (cols, vals) = x.row(i);
+        for (&j, &v) in cols.iter().zip(vals) {
+            if let Some(&r) = slot.get(&(j as usize)) {
+                sum[[r, g]] += v as f64;
+                nonzero[[r, g]] += (v != 0.0) as u8 as f64;
+            }
+        }
+    }
+    for g in 0..n_groups {
+        let n = size[g].max(1) as f64;
+        sum.column_mut(g).mapv_inplace(|v| v / n);
+        nonzero.column_mut(g).mapv_inplace(|v| v / n);
+    }
+    (sum, nonzero)
+}
+
 /// Benjamini–Hochberg adjusted p-values, in the input's order.
 pub fn benjamini_hochberg(p: &[f64]) -> Vec<f64> {
     let m = p.len();

@@ -1,5 +1,6 @@
 //! `cellvae run`: the whole study in one command. Each model is evaluated in turn
-//! ([`evaluate_model`]: codes, t-SNE, UMAP, clusters, scores, its folder's files), then the run's
+//! ([`evaluate_model`]: codes, t-SNE, UMAP, clusters, marker genes, scores, its folder's
+//! files), then the run's
 //! own outputs are written ([`write_run_outputs`]: figures, `summary.csv`, `report.md`). The
 //! steps it shares with the single subcommands live in [`super::commands`].
 
@@ -8,7 +9,9 @@ use super::commands::{
     fit_and_write, load_prepared, tsne_columns, tsne_options, umap_columns, write_clusters,
     MethodArg,
 };
+use super::markers::write_table;
 use crate::analysis::kmeans::{kmeans, KMeansOptions};
+use crate::analysis::markers::{expression_summary, rank_genes};
 use crate::analysis::metrics::{scores, Scores};
 use crate::analysis::pca::pca;
 use crate::analysis::tsne::tsne;
@@ -19,11 +22,12 @@ use crate::io::atomic::ensure_dir;
 use crate::io::{labels, table, Dataset};
 use crate::models::{ModelConfig, ModelKind};
 use crate::preprocess::Prepared;
+use crate::report::dotplot::dot_plot;
 use crate::report::plots::{self, Clusters};
 use crate::report::summary::{self, ModelOutcome, ReportContext};
 use crate::train::{EpochRecord, TrainOptions};
 use clap::{Args, ValueEnum};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// A model of the run: one of the networks, or the PCA baseline.
@@ -129,6 +133,39 @@ fn score_against(types: &CellTypes, clusters: &[usize]) -> Scores {
     scores(&t, &p)
 }
 
+/// Marker genes of the model's clusters: `markers.csv` (the best 100 genes of each cluster)
+/// and `markers_dotplot.png` (the best 3 of each).
+fn write_markers(dir: &Path, name: &str, d: &Dataset, labels: &[usize], k: usize) -> Result<()> {
+    let groups: Vec<Option<usize>> = labels.iter().map(|&l| Some(l)).collect();
+    let tests = rank_genes(&d.matrix, &groups, k);
+    let cluster_names: Vec<String> = (0..k).map(|c| c.to_string()).collect();
+    write_table(
+        &dir.join("markers.csv"),
+        &cluster_names,
+        &tests,
+        &d.gene_names,
+        100,
+    )?;
+    let mut genes: Vec<usize> = Vec::new();
+    for group in &tests {
+        for t in group.iter().take(3) {
+            if !genes.contains(&t.gene) {
+                genes.push(t.gene);
+            }
+        }
+    }
+    let (mean, detected) = expression_summary(&d.matrix, &groups, k, &genes);
+    let gene_names: Vec<String> = genes.iter().map(|&g| d.gene_names[g].clone()).collect();
+    dot_plot(
+        &dir.join("markers_dotplot.png"),
+        &format!("{name}: top 3 marker genes of each cluster"),
+        &gene_names,
+        &cluster_names,
+        &mean,
+        &detected,
+    )
+}
+
 /// The mean position of each cluster's points (`k` rows; a cluster with no point stays at 0).
 fn centres(coords: &ndarray::Array2<f64>, labels: &[usize], k: usize) -> ndarray::Array2<f64> {
     let mut sum = ndarray::Array2::<f64>::zeros((k, coords.ncols()));
@@ -222,6 +259,9 @@ fn evaluate_model(
             outcome.latent_scores = Some(score_against(t, &kmeans(&codes, &ko)?.labels));
         }
         clusters = Some(km);
+    }
+    if let Some(km) = &clusters {
+        write_markers(&dir, &name, d, &km.labels, km.centroids.nrows())?;
     }
     let ct = ctx.types.map(|t| (t.ids.as_slice(), t.names.as_slice()));
     let slots = clusters

@@ -1,4 +1,5 @@
 //! Output for people: figures and the run report.
 
+pub mod dotplot;
 pub mod plots;
 pub mod summary;

@@ -23,7 +23,7 @@ use std::sync::OnceLock;
 
 /// DejaVu Sans (licence: DejaVuSans-LICENSE.txt beside this file), embedded in the binary.
 const FONT: &[u8] = include_bytes!("DejaVuSans.ttf");
-const FAMILY: &str = "sans-serif";
+pub(super) const FAMILY: &str = "sans-serif";
 
 /// Tableau-style categorical colours, then a few more for up to 16 groups.
 const PALETTE: [(u8, u8, u8); 16] = [
@@ -69,7 +69,7 @@ fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
 }
 
 /// Draws a PNG of `size` through `draw`, atomically.
-fn png(
+pub(super) fn png(
     path: &Path,
     size: (u32, u32),
     draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> std::result::Result<(), String>,

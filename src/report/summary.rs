@@ -220,6 +220,16 @@ pub fn write_report(path: &Path, outcomes: &[ModelOutcome], ctx: &ReportContext<
             "### {}\n\n![{0} t-SNE 2-D]({0}/tsne2d.png)\n\n![{0} UMAP]({0}/umap.png)\n\n![{0} t-SNE 3-D]({0}/tsne3d.png)\n",
             o.name
         );
+        if Path::new(path)
+            .parent()
+            .is_some_and(|d| d.join(&o.name).join("markers_dotplot.png").exists())
+        {
+            let _ = writeln!(
+                r,
+                "![{0} marker genes]({0}/markers_dotplot.png)\n\nMarker genes of each cluster (Wilcoxon rank-sum against the rest): `{0}/markers.csv`.\n",
+                o.name
+            );
+        }
     }
     let _ = writeln!(
         r,
