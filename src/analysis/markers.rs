@@ -178,8 +178,8 @@ pub fn expression_summary(
             }
         }
     }
-    for g in 0..n_groups {
-        let n = size[g].max(1) as f64;
+    for (g, &count) in size.iter().enumerate() {
+        let n = count.max(1) as f64;
         sum.column_mut(g).mapv_inplace(|v| v / n);
         nonzero.column_mut(g).mapv_inplace(|v| v / n);
     }
