@@ -432,6 +432,15 @@ mod tests {
     }
 
     #[test]
+    fn expression_summary_averages_over_each_group() {
+        let x = array![[1.0f32, 0.0, 2.0], [3.0, 0.0, 0.0], [0.0, 4.0, 0.0]];
+        let groups = [Some(0), Some(0), Some(1)];
+        let (mean, detected) = expression_summary(&Csr::from_dense(&x), &groups, 2, &[0, 2]);
+        assert_eq!(mean, array![[2.0, 0.0], [1.0, 0.0]]);
+        assert_eq!(detected, array![[1.0, 0.0], [0.5, 0.0]]);
+    }
+
+    #[test]
     fn benjamini_hochberg_is_monotone_and_capped() {
         let adj = benjamini_hochberg(&[0.01, 0.04, 0.03, 0.9]);
         // Sorted: 0.01·4/1, 0.03·4/2, 0.04·4/3, 0.9·4/4; then the running minimum from the top.
