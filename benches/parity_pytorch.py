@@ -5,7 +5,9 @@
 
 For each model it loads cellvae's weights, batch and noise, runs the same forward pass in
 PyTorch (float32, and float64 for reference), and compares the loss and every gradient with
-cellvae's. A tensor's difference is max|ours - torch| / max|torch| over its elements.
+cellvae's. A tensor's difference is max|ours - torch| / max|torch| over its elements. Then it
+checks the documented loader (`python/cellvae_torch.py`): each model's checkpoint, loaded with
+`cellvae_torch.load`, must encode the batch to cellvae's codes of it (1e-5).
 """
 import json
 import sys
@@ -14,15 +16,18 @@ import torch
 from safetensors.torch import load_file
 from safetensors import safe_open
 
-sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from pytorch_models import Net  # noqa: E402
+sys.path.insert(0, __file__.rsplit("/", 1)[0] + "/../python")
+from cellvae_torch import from_config as build, load  # noqa: E402
 
 
-def build(cfg, genes):
-    return Net(cfg["model"], genes, trunk=tuple(cfg["trunk"]), head_hidden=cfg["head_hidden"],
-               latent=cfg["latent"], decoder=tuple(cfg["decoder"]), first_act=cfg["first_activation"],
-               code_act=cfg["code_activation"], beta=cfg["beta"] if cfg["model"] != "ae" else 0.0,
-               c=cfg["vsc_c"], alpha=cfg["vsc_alpha"], reduction=cfg["reduction"])
+def check_loader(folder, kind, x):
+    """The documented loader: cellvae's checkpoint of this model, loaded with
+    `cellvae_torch.load`, encodes the batch to cellvae's own codes of it."""
+    net, meta = load(f"{folder}/{kind}_model.safetensors")
+    assert meta["model"] == kind and len(meta["gene_ids"]) == x.shape[1]
+    ours = load_file(f"{folder}/{kind}.safetensors")["codes"].to(torch.float64)
+    theirs = net.encode(x.to(torch.float32), gamma=(kind == "vsc")).to(torch.float64)
+    return (ours - theirs).abs().max().item() / ours.abs().max().item()
 
 
 def main(folder):
@@ -57,7 +62,11 @@ def main(folder):
                 worst_all[kind] = worst
                 for name, d in rows:
                     print(f"    {name:32s} {d:.2e}")
-    ok = all(w[1] < 1e-4 for w in worst_all.values())
+    loader = {kind: check_loader(folder, kind, load_file(f"{folder}/{kind}.safetensors")["x"])
+              for kind in ["ae", "vae", "vsc"]}
+    for kind, d in loader.items():
+        print(f"{kind}: cellvae_torch.load + encode vs cellvae's codes: {d:.2e}")
+    ok = all(w[1] < 1e-4 for w in worst_all.values()) and all(d < 1e-5 for d in loader.values())
     print("PASS" if ok else "FAIL", {k: f"{v[1]:.2e}" for k, v in worst_all.items()})
     sys.exit(0 if ok else 1)
 

@@ -11,8 +11,8 @@ import time
 
 import torch
 
-sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from pytorch_models import paper, read_10x_matrix  # noqa: E402
+sys.path.insert(0, __file__.rsplit("/", 1)[0] + "/../python")
+from cellvae_torch import paper, read_10x_matrix  # noqa: E402
 
 
 def main():

@@ -7,14 +7,15 @@
 //! ```
 //!
 //! Each `target/parity/<model>.safetensors` holds the weights (`param.<name>`), the batch
-//! (`x`, dense), the noise (`eps`, `eta`), and cellvae's gradients (`grad.<name>`); the metadata
-//! holds the configuration and cellvae's loss terms.
+//! (`x`, dense), the noise (`eps`, `eta`), cellvae's gradients (`grad.<name>`) and the batch's
+//! codes (`codes`); the metadata holds the configuration and cellvae's loss terms. Beside it,
+//! `<model>_model.safetensors` is the same network as a cellvae checkpoint, for the loader check.
 
 use cellvae::engine::rng::{stream, Stream};
 use cellvae::io::{read_dataset, ReadOptions};
 use cellvae::models::{ModelConfig, ModelKind, Network, Noise, Preset};
 use cellvae::preprocess::{prepare, PrepOptions};
-use cellvae::train::checkpoint::safetensors_bytes;
+use cellvae::train::checkpoint::{self, safetensors_bytes, CheckpointMeta};
 use serde_json::{Map, Value};
 use std::path::Path;
 
@@ -22,7 +23,8 @@ use std::path::Path;
 #[ignore]
 fn export_parity_fixtures() {
     let raw = read_dataset(Path::new("data/pbmc3k"), &ReadOptions::default()).unwrap();
-    let x = prepare(raw, &PrepOptions::default()).unwrap().data.matrix;
+    let data = prepare(raw, &PrepOptions::default()).unwrap().data;
+    let x = data.matrix.clone();
     let rows: Vec<usize> = (0..64).map(|i| i * 41).collect();
     let batch = x.select_rows(&rows);
     let dir = Path::new("target/parity");
@@ -42,6 +44,30 @@ fn export_parity_fixtures() {
         for (name, shape, v) in net.grad_dict() {
             tensors.push((format!("grad.{name}"), shape, v));
         }
+        // The codes of the batch, and the model as a real checkpoint: the documented PyTorch
+        // loader must turn the one into the other.
+        let codes = cellvae::models::codes::extract(&net, &batch, 12, true);
+        tensors.push((
+            "codes".into(),
+            vec![rows.len(), codes.values.ncols()],
+            codes.values.iter().map(|&v| v as f32).collect(),
+        ));
+        let meta = CheckpointMeta {
+            config: cfg.clone(),
+            gene_ids: data.gene_ids.clone(),
+            gene_names: data.gene_names.clone(),
+            has_gene_ids: data.has_gene_ids,
+            seed: 11,
+            epochs: 0,
+            batch_size: rows.len(),
+            lr: 1e-3,
+        };
+        checkpoint::save(
+            &dir.join(format!("{}_model.safetensors", kind.name())),
+            &net,
+            &meta,
+        )
+        .unwrap();
         let dense = batch.to_dense();
         tensors.push((
             "x".into(),

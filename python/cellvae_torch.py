@@ -1,10 +1,20 @@
-"""The three `paper` models of cellvae in PyTorch, for the parity check and the speed comparison.
+"""cellvae's three models in PyTorch, and a loader for the checkpoints cellvae writes.
 
-Names and shapes follow cellvae's safetensors checkpoints (PyTorch state_dict style):
-encoder.{i}, heads.{mu,logvar,spike,z}.{hidden,out}, decoder.{i}.
-Optional: the project never needs Python to build or test.
+    import sys; sys.path.insert(0, "python")        # this folder
+    import cellvae_torch
+    net, meta = cellvae_torch.load("results/vae/model.safetensors")
+    codes = net.encode(x)        # x: cells x genes tensor, LogNormalized, in meta["gene_ids"] order
+
+`Net` is the same network as cellvae's `Network` for every preset and flag (the checkpoint's
+configuration builds it); tensor names and shapes are cellvae's: encoder.{i},
+heads.{z,mu,logvar,spike}.{hidden,out}, decoder.{i}, weights (out, in). `Net.forward` returns
+the loss terms of one training step (with given noise), `Net.encode` the codes cellvae writes
+to latent.csv. Used by the parity checks (`benches/parity_pytorch.py`,
+`tests/fixtures/parity/make_fixture.py`) and the speed comparison; needs torch and safetensors.
+The project never needs Python to build or test.
 """
 import gzip
+import json
 
 import numpy as np
 import torch
@@ -74,6 +84,54 @@ class Net(nn.Module):
         scale = 1.0 / x.shape[0] if self.reduction == "mean" else 1.0
         recon, kl = recon * scale, kl * scale
         return recon + self.beta * kl, recon, kl
+
+
+    @torch.no_grad()
+    def encode(self, x, gamma=False, sample_noise=None):
+        """The codes cellvae writes: AE z, beta-VAE mu, beta-VSC mu (the slab mean), then the
+        spike probabilities gamma = exp(min(s_pre, 0)) when `gamma` is set (VSC). A `seed-code`
+        VAE's codes are a sample mu + eps * exp(logvar / 2): pass `sample_noise` (eps) for them."""
+        h = self.encoder[0](x)
+        if self.first_act == "relu":
+            h = torch.relu(h)
+        for layer in self.encoder[1:]:
+            h = torch.relu(layer(h))
+        if self.kind == "ae":
+            return self.head("z", h)
+        mu = self.head("mu", h)
+        if sample_noise is not None:
+            mu = mu + sample_noise * torch.exp(0.5 * self.head("logvar", h))
+        if self.kind == "vsc" and gamma:
+            return torch.cat([mu, torch.exp(-torch.relu(-self.head("spike", h)))], dim=1)
+        return mu
+
+
+def from_config(cfg, genes):
+    """The network a cellvae configuration (the checkpoint's `config` JSON) describes."""
+    return Net(cfg["model"], genes, trunk=tuple(cfg["trunk"]), head_hidden=cfg["head_hidden"],
+               latent=cfg["latent"], decoder=tuple(cfg["decoder"]),
+               first_act=cfg["first_activation"], code_act=cfg["code_activation"],
+               beta=cfg["beta"] if cfg["model"] != "ae" else 0.0, c=cfg["vsc_c"],
+               alpha=cfg["vsc_alpha"], reduction=cfg["reduction"])
+
+
+def load(path, dtype=torch.float32):
+    """A cellvae checkpoint as `(net, meta)`: the network with its weights (in eval mode) and
+    the metadata (model, preset, config, gene_ids, gene_names, seed, epochs, ...) parsed."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(path, "pt") as f:
+        raw = f.metadata()
+    if raw.get("format") != "cellvae-checkpoint-1":
+        raise ValueError(f"{path}: not a cellvae checkpoint")
+    meta = dict(raw)
+    for key in ["config", "gene_ids", "gene_names"]:
+        meta[key] = json.loads(raw[key])
+    state = load_file(path)
+    net = from_config(meta["config"], len(meta["gene_ids"])).to(dtype)
+    net.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=True)
+    return net.eval(), meta
 
 
 def paper(kind, genes):
