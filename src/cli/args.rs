@@ -80,9 +80,15 @@ impl From<ActivationArg> for Activation {
 /// Input data and preprocessing.
 #[derive(Args, Clone, Debug)]
 pub struct DataArgs {
-    /// 10x directory, .mtx[.gz] file, or .csv[.gz] matrix
+    /// 10x directory, .mtx[.gz] file, .csv[.gz] matrix, AnnData .h5ad, or Cell Ranger .h5
     #[arg(long, default_value = DEFAULT_DATA)]
     pub data: PathBuf,
+    /// .h5ad input: read layers/NAME instead of X
+    #[arg(long, value_name = "NAME")]
+    pub layer: Option<String>,
+    /// .h5ad input: read raw.X (with raw.var) instead of X
+    #[arg(long, conflicts_with = "layer")]
+    pub raw: bool,
     /// Cells are columns and genes are rows in a CSV input
     #[arg(long)]
     pub transpose: bool,
@@ -110,6 +116,17 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
+    /// How to read `--data`.
+    pub fn read_options(&self) -> crate::io::ReadOptions {
+        crate::io::ReadOptions {
+            transpose: self.transpose,
+            h5ad: crate::io::h5::H5adOptions {
+                layer: self.layer.clone(),
+                raw: self.raw,
+            },
+        }
+    }
+
     pub fn prep_options(&self) -> crate::Result<PrepOptions> {
         if !(self.max_mito.is_finite() && self.max_mito >= 0.0) {
             return Err(crate::Error::invalid(
@@ -149,6 +166,9 @@ pub struct LabelArgs {
     /// Label column of the labels file [default: its second column]
     #[arg(long, value_name = "NAME")]
     pub label_column: Option<String>,
+    /// .h5ad input: take the labels from this obs column (categorical or strings)
+    #[arg(long, value_name = "COLUMN", conflicts_with = "labels")]
+    pub labels_from_obs: Option<String>,
 }
 
 /// Layer widths given as `128,32` (`none` for no hidden layer).

@@ -10,7 +10,7 @@ use crate::analysis::umap::{umap as run_umap, UmapOptions};
 use crate::error::{Error, Result};
 use crate::io::align::{to_gene_order, GeneOrder};
 use crate::io::atomic::{ensure_dir, ensure_parent, write_atomic};
-use crate::io::{labels, read_dataset, table, tenx, Dataset, ReadOptions};
+use crate::io::{labels, read_dataset, table, tenx, Dataset};
 use crate::models::codes::{self, Codes};
 use crate::models::{ModelConfig, ModelKind, Network};
 use crate::preprocess::{prepare, Prepared};
@@ -24,12 +24,7 @@ use std::time::Instant;
 /// Reads and preprocesses the input, telling the user what was done.
 pub fn load_prepared(data: &DataArgs, quiet: bool) -> Result<Prepared> {
     let opts = data.prep_options()?;
-    let raw = read_dataset(
-        &data.data,
-        &ReadOptions {
-            transpose: data.transpose,
-        },
-    )?;
+    let raw = read_dataset(&data.data, &data.read_options())?;
     let prep = prepare(raw, &opts)?;
     if !quiet {
         eprintln!(

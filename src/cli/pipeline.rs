@@ -94,14 +94,22 @@ pub struct RunArgs {
 }
 
 fn load_labels(a: &RunArgs, d: &Dataset, quiet: bool) -> Result<Option<CellTypes>> {
-    let path = match &a.labels.labels {
-        Some(p) => p.clone(),
-        None if a.data.data.is_dir() && a.data.data.join("labels.csv").is_file() => {
-            a.data.data.join("labels.csv")
+    let (path, l) = match (&a.labels.labels, &a.labels.labels_from_obs) {
+        (_, Some(column)) => (
+            a.data.data.clone(),
+            crate::io::h5::read_h5ad_labels(&a.data.data, column)?,
+        ),
+        (Some(p), None) => (
+            p.clone(),
+            labels::read(p, a.labels.label_column.as_deref())?,
+        ),
+        (None, None) if a.data.data.is_dir() && a.data.data.join("labels.csv").is_file() => {
+            let p = a.data.data.join("labels.csv");
+            let l = labels::read(&p, a.labels.label_column.as_deref())?;
+            (p, l)
         }
-        None => return Ok(None),
+        (None, None) => return Ok(None),
     };
-    let l = labels::read(&path, a.labels.label_column.as_deref())?;
     let types = cell_types(&l, &d.barcodes).ok_or_else(|| {
         Error::data(format!(
             "{}: no label matches a cell of the data (column '{}')",

@@ -7,6 +7,7 @@
 pub mod align;
 pub mod atomic;
 pub mod csv_matrix;
+pub mod h5;
 pub mod labels;
 pub mod mtx;
 pub mod table;
@@ -53,10 +54,12 @@ impl Dataset {
 pub struct ReadOptions {
     /// For CSV input: rows are genes and columns are cells.
     pub transpose: bool,
+    /// For `.h5ad` input: which matrix (`X`, a layer, or `raw/X`).
+    pub h5ad: h5::H5adOptions,
 }
 
-/// Reads a 10x directory, a `.mtx[.gz]` file (with its sibling genes/barcodes files), or a
-/// `.csv[.gz]` matrix.
+/// Reads a 10x directory, a `.mtx[.gz]` file (with its sibling genes/barcodes files), a
+/// `.csv[.gz]` matrix, an AnnData `.h5ad` or a Cell Ranger `.h5` file.
 pub fn read_dataset(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
     if !path.exists() {
         return Err(Error::io(
@@ -73,6 +76,10 @@ pub fn read_dataset(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
         tenx::read_dir(path)
     } else if name.ends_with(".mtx") || name.ends_with(".mtx.gz") {
         tenx::read_mtx_file(path)
+    } else if name.ends_with(".h5ad") {
+        h5::read_h5ad(path, &opts.h5ad)
+    } else if name.ends_with(".h5") || name.ends_with(".hdf5") {
+        h5::read_10x_h5(path)
     } else if name.ends_with(".csv")
         || name.ends_with(".csv.gz")
         || name.ends_with(".tsv")
@@ -83,7 +90,7 @@ pub fn read_dataset(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
         Err(Error::parse(
             path,
             None,
-            "unrecognised input: expected a 10x directory, a .mtx[.gz] file or a .csv[.gz] matrix",
+            "unrecognised input: expected a 10x directory, a .mtx[.gz] file, a .csv[.gz] matrix, an .h5ad or a 10x .h5 file",
         ))
     }
 }
