@@ -250,13 +250,30 @@ fn run_is_complete_and_deterministic() {
             assert!(a.join(model).join(f).is_file(), "{model}/{f}");
         }
     }
-    for f in ["scores.png", "losses.png", "report.md"] {
+    for f in ["scores.png", "losses.png", "report.md", "cellvae.h5ad"] {
         assert!(a.join(f).is_file(), "{f}");
     }
+    // The run's AnnData reads back: the cells and genes as trained on, the labels, and the
+    // raw counts as a layer.
+    let h5ad = a.join("cellvae.h5ad");
+    let opts = cellvae::io::h5::H5adOptions::default();
+    let x = cellvae::io::h5::read_h5ad(&h5ad, &opts).unwrap();
+    assert_eq!((x.n_cells(), x.n_genes()), (60, 40));
+    assert!(!x.is_integer(), "X holds the normalized values");
+    let counts = cellvae::io::h5::H5adOptions {
+        layer: Some("counts".into()),
+        raw: false,
+    };
+    let raw_counts = cellvae::io::h5::read_h5ad(&h5ad, &counts).unwrap();
+    assert!(raw_counts.is_integer() && raw_counts.matrix.nnz() == x.matrix.nnz());
+    let labels = cellvae::io::h5::read_h5ad_labels(&h5ad, "labels").unwrap();
+    assert_eq!(labels.entries.len(), 60);
+    let clusters = cellvae::io::h5::read_h5ad_labels(&h5ad, "vae_kmeans").unwrap();
+    assert!(clusters.entries.iter().all(|(_, c)| c.is_some()));
     let mut compared = 0;
     for f in files(&a) {
         let name = f.file_name().unwrap().to_str().unwrap();
-        if !(name.ends_with(".csv") || name.ends_with(".safetensors"))
+        if !(name.ends_with(".csv") || name.ends_with(".safetensors") || name.ends_with(".h5ad"))
             || name == "loss.csv"
             || name == "summary.csv"
         {
@@ -278,7 +295,7 @@ fn run_is_complete_and_deterministic() {
         );
         compared += 1;
     }
-    assert!(compared >= 17);
+    assert!(compared >= 18);
     // summary.csv and loss.csv hold wall-clock seconds; everything else in them must agree.
     let strip = |p: &Path, drop: usize| -> Vec<String> {
         fs::read_to_string(p)

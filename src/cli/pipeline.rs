@@ -19,6 +19,7 @@ use crate::analysis::umap::{umap, UmapOptions};
 use crate::error::{Error, Result};
 use crate::io::align::{cell_types, CellTypes};
 use crate::io::atomic::ensure_dir;
+use crate::io::h5ad_write::{write_h5ad, AnnData, Column};
 use crate::io::{labels, table, Dataset};
 use crate::models::{ModelConfig, ModelKind};
 use crate::preprocess::Prepared;
@@ -188,6 +189,70 @@ fn centres(coords: &ndarray::Array2<f64>, labels: &[usize], k: usize) -> ndarray
     sum
 }
 
+/// One model's per-cell results, for the run's `.h5ad`.
+struct Embeddings {
+    name: String,
+    codes: ndarray::Array2<f64>,
+    tsne: ndarray::Array2<f64>,
+    umap: ndarray::Array2<f64>,
+    clusters: Option<Vec<usize>>,
+}
+
+/// `cellvae.h5ad`: the matrix as trained on, the counts when there were counts, QC metrics
+/// under scanpy's names, the labels and each model's clusters as categoricals, and each
+/// model's codes, t-SNE and UMAP in obsm (`X_<model>`, `X_<model>_tsne`, `X_<model>_umap`).
+fn write_anndata(ctx: &RunContext<'_>, prep: &Prepared, models: &[Embeddings]) -> Result<()> {
+    let d = ctx.data;
+    let mut obs: Vec<(String, Column)> = Vec::new();
+    let qc: std::collections::HashMap<&str, &crate::preprocess::QcRecord> =
+        prep.qc.iter().map(|r| (r.barcode.as_str(), r)).collect();
+    if !qc.is_empty() && d.barcodes.iter().all(|b| qc.contains_key(b.as_str())) {
+        let metric = |f: &dyn Fn(&crate::preprocess::QcRecord) -> f64| {
+            Column::Numeric(d.barcodes.iter().map(|b| f(qc[b.as_str()])).collect())
+        };
+        obs.push((
+            "n_genes_by_counts".into(),
+            metric(&|r| r.metrics.n_feature as f64),
+        ));
+        obs.push(("total_counts".into(), metric(&|r| r.metrics.n_count)));
+        obs.push(("pct_counts_mt".into(), metric(&|r| r.metrics.percent_mt)));
+    }
+    if let Some(t) = ctx.types {
+        let labels = t
+            .ids
+            .iter()
+            .map(|i| i.map(|i| t.names[i].clone()))
+            .collect();
+        obs.push(("labels".into(), Column::Categorical(labels)));
+    }
+    for m in models {
+        if let Some(c) = &m.clusters {
+            let values = c.iter().map(|c| Some(c.to_string())).collect();
+            obs.push((format!("{}_kmeans", m.name), Column::Categorical(values)));
+        }
+    }
+    let mut obsm = Vec::new();
+    for m in models {
+        obsm.push((format!("X_{}", m.name), &m.codes));
+        obsm.push((format!("X_{}_tsne", m.name), &m.tsne));
+        obsm.push((format!("X_{}_umap", m.name), &m.umap));
+    }
+    let anndata = AnnData {
+        x: &d.matrix,
+        layers: prep
+            .counts
+            .as_ref()
+            .map(|c| vec![("counts".to_string(), c)])
+            .unwrap_or_default(),
+        obs_names: &d.barcodes,
+        obs,
+        var_names: &d.gene_names,
+        var: vec![("gene_ids".into(), Column::Strings(d.gene_ids.clone()))],
+        obsm,
+    };
+    write_h5ad(&ctx.args.out.join("cellvae.h5ad"), &anndata)
+}
+
 /// What every model of a run shares.
 struct RunContext<'a> {
     args: &'a RunArgs,
@@ -207,7 +272,7 @@ fn evaluate_model(
     ctx: &RunContext<'_>,
     model: RunModel,
     cfg: Option<&ModelConfig>,
-) -> Result<ModelOutcome> {
+) -> Result<(ModelOutcome, Embeddings)> {
     let (a, d, seed) = (ctx.args, ctx.data, ctx.topts.seed);
     let name = model.name().to_string();
     let dir = a.out.join(&name);
@@ -336,7 +401,14 @@ fn evaluate_model(
             "{name}: codes {train_seconds:.1}s, t-SNE 2-D and 3-D {tsne_seconds:.1}s, UMAP {umap_seconds:.1}s{s}"
         );
     }
-    Ok(outcome)
+    let embeddings = Embeddings {
+        name,
+        codes,
+        tsne: e2.coords,
+        umap: umap2,
+        clusters: clusters.map(|c| c.labels),
+    };
+    Ok((outcome, embeddings))
 }
 
 /// The run's own outputs, from every model's outcome: the score and loss figures,
@@ -446,10 +518,13 @@ pub fn run(a: RunArgs, quiet: bool) -> Result<()> {
         pca_components: a.model.config(ModelKind::Ae)?.latent,
         quiet,
     };
-    let outcomes = plan
+    let (outcomes, embeddings): (Vec<_>, Vec<_>) = plan
         .iter()
         .map(|(m, cfg)| evaluate_model(&ctx, *m, cfg.as_ref()))
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .unzip();
+    write_anndata(&ctx, &prep, &embeddings)?;
     write_run_outputs(&ctx, &plan, &prep, &outcomes, started)?;
     if !quiet {
         eprintln!(

@@ -8,6 +8,7 @@ pub mod align;
 pub mod atomic;
 pub mod csv_matrix;
 pub mod h5;
+pub mod h5ad_write;
 pub mod labels;
 pub mod mtx;
 pub mod table;

@@ -66,6 +66,9 @@ pub struct Prepared {
     pub genes_in: usize,
     /// What was done, one line each, for the user.
     pub notes: Vec<String>,
+    /// The raw counts of the kept cells and genes, when the input was counts (for
+    /// `layers['counts']` of the run's `.h5ad`).
+    pub counts: Option<crate::csr::Csr<f32>>,
 }
 
 /// Runs the whole preprocessing on `raw`.
@@ -163,17 +166,24 @@ pub fn prepare(raw: Dataset, opts: &PrepOptions) -> Result<Prepared> {
         Normalize::LogNorm => true,
         Normalize::None => false,
     };
+    let counts_before = counts.then(|| data.matrix.clone());
     if lognorm {
         normalize::log_normalize(&mut data.matrix);
         notes.push("normalized: LogNormalize, ln(1 + 1e4 · count / cell total)".into());
     } else {
         notes.push("not normalized: values used as given".into());
     }
+    let mut counts_kept = counts_before;
     if let Some(genes) = hvg_genes {
         notes.push(format!(
             "kept the {} most variable genes (vst)",
             genes.len()
         ));
+        let mut new_index = vec![None; data.n_genes()];
+        for (k, &g) in genes.iter().enumerate() {
+            new_index[g] = Some(k as u32);
+        }
+        counts_kept = counts_kept.map(|c| c.select_columns(&new_index, genes.len()));
         data = select(data, None, Some(&genes));
     }
     Ok(Prepared {
@@ -182,6 +192,7 @@ pub fn prepare(raw: Dataset, opts: &PrepOptions) -> Result<Prepared> {
         cells_in,
         genes_in,
         notes,
+        counts: counts_kept,
     })
 }
 
