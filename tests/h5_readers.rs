@@ -125,3 +125,29 @@ fn missing_layer_and_foreign_files_are_errors() {
         .to_string();
     assert!(e.contains("cut.h5ad"), "{e}");
 }
+
+/// The layout scanpy wrote before anndata 0.7: compound obs and var, categorical codes with
+/// names in uns, raw.X marked h5sparse.
+#[test]
+fn old_scanpy_layout() {
+    let p = Path::new("tests/fixtures/h5/old_layout.h5ad");
+    check(
+        &read_h5ad(p, &H5adOptions::default()).unwrap(),
+        1.0,
+        "old X",
+    );
+    let raw = H5adOptions {
+        layer: None,
+        raw: true,
+    };
+    check(&read_h5ad(p, &raw).unwrap(), 2.0, "old raw.X");
+    let l = read_h5ad_labels(p, "cell_type").unwrap();
+    assert_eq!(
+        l.entries[0],
+        ("AAAC00-1".to_string(), Some("T".to_string()))
+    );
+    assert_eq!(l.entries[2].1.as_deref(), Some("NK"));
+    // A numeric column is not a labelling.
+    let e = read_h5ad_labels(p, "n_counts").unwrap_err().to_string();
+    assert!(e.contains("obs/n_counts"), "{e}");
+}

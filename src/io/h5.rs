@@ -6,6 +6,10 @@
 //!   `obs` index, genes from the `var` index (symbols) and its `gene_ids` column when present
 //!   (`raw/var` with `raw/X`); labels from an `obs` column, categorical (`categories` and
 //!   `codes`, −1 for missing) or strings.
+//! - The layout scanpy wrote before anndata 0.7 (still shipped as its `pbmc68k_reduced`):
+//!   `obs` and `var` as compound datasets with an `index` field, categorical columns as integer
+//!   codes with their names in `uns/<column>_categories`, `raw.X` and `raw.var`, and sparse
+//!   groups marked `h5sparse_format` / `h5sparse_shape`.
 //! - Cell Ranger `.h5`: version 3's `matrix/` group (`features/id`, `features/name`, and only
 //!   the `Gene Expression` features when `feature_type` is there) or version 2's genome group
 //!   (`genes`, `gene_names`); both hold the genes × cells matrix column by column (CSC).
@@ -16,7 +20,7 @@ use super::labels::Labels;
 use super::Dataset;
 use crate::csr::Csr;
 use crate::error::{Error, Result};
-use hdf5_pure::{AttrValue, File, Group};
+use hdf5_pure::{AttrValue, Datatype, File, Group};
 use std::path::Path;
 
 /// Which matrix of an `.h5ad` to read.
@@ -202,8 +206,20 @@ fn matrix(
 /// The `.h5ad` matrix group or dataset `name` with `cells × genes` expected.
 fn h5ad_matrix(path: &Path, f: &File, name: &str, cells: usize, genes: usize) -> Result<Csr<f32>> {
     if let Ok(g) = f.group(name) {
-        let kind = attr_string(path, &g, name, "encoding-type")?.unwrap_or_default();
-        let shape: Vec<i64> = match attr(path, &g, name, "shape")? {
+        // anndata ≥ 0.7 names the format `encoding-type`; the older layout `h5sparse_format`.
+        let kind = match attr_string(path, &g, name, "encoding-type")? {
+            Some(k) => k,
+            None => match attr_string(path, &g, name, "h5sparse_format")?.as_deref() {
+                Some("csr") => "csr_matrix".into(),
+                Some("csc") => "csc_matrix".into(),
+                other => other.unwrap_or_default().to_string(),
+            },
+        };
+        let shape_attr = match attr(path, &g, name, "shape")? {
+            Some(v) => Some(v),
+            None => attr(path, &g, name, "h5sparse_shape")?,
+        };
+        let shape: Vec<i64> = match shape_attr {
             Some(AttrValue::I64Array(v)) => v,
             Some(AttrValue::I32Array(v)) => v.into_iter().map(i64::from).collect(),
             Some(AttrValue::U64Array(v)) => v.into_iter().map(|x| x as i64).collect(),
@@ -255,23 +271,119 @@ fn h5ad_matrix(path: &Path, f: &File, name: &str, cells: usize, genes: usize) ->
     matrix(path, name, cells, genes, t)
 }
 
-/// The index of the dataframe group `name` (its `_index` attribute names the column).
+/// The index of the dataframe `name`: a group whose `_index` attribute names the column, or
+/// (the layout before anndata 0.7) a compound dataset with an `index` field.
 fn frame_index(path: &Path, f: &File, name: &str) -> Result<Vec<String>> {
+    if f.group(name).is_err() && f.dataset(name).is_ok() {
+        return match compound_field(path, f, name, "index")? {
+            Field::Strings(v) => Ok(v),
+            Field::Integers(_) => Err(err(path, name, "its `index` field is not a string")),
+        };
+    }
     let g = group(path, f, name)?;
     let column = attr_string(path, &g, name, "_index")?.unwrap_or_else(|| "_index".into());
     strings(path, f, &format!("{name}/{column}"))
+}
+
+/// One field of a compound dataset.
+enum Field {
+    Strings(Vec<String>),
+    Integers(Vec<i64>),
+}
+
+/// Field `field` of the compound dataset `name`: fixed-length strings or integers (the old
+/// layout's obs and var columns; categorical codes are integers).
+fn compound_field(path: &Path, f: &File, name: &str, field: &str) -> Result<Field> {
+    let ds = f
+        .dataset(name)
+        .map_err(|e| err(path, name, format!("missing ({e})")))?;
+    let dtype = ds
+        .datatype()
+        .map_err(|e| err(path, name, format!("cannot read its datatype ({e})")))?;
+    let Datatype::Compound { size, members } = dtype else {
+        return Err(err(path, name, "expected a compound dataset (a table)"));
+    };
+    let member = members
+        .iter()
+        .find(|m| m.name == field)
+        .ok_or_else(|| err(path, &format!("{name}/{field}"), "missing: no such field"))?;
+    let raw = ds
+        .read_raw()
+        .map_err(|e| err(path, name, format!("cannot read its records ({e})")))?;
+    let size = size as usize;
+    if size == 0 || raw.len() % size != 0 {
+        return Err(err(path, name, "its records do not fill the data"));
+    }
+    let at = member.byte_offset as usize;
+    let records = raw.chunks_exact(size);
+    match &member.datatype {
+        Datatype::String { size: w, .. } => {
+            let w = *w as usize;
+            if at + w > size {
+                return Err(err(path, name, "a field runs past its record"));
+            }
+            Ok(Field::Strings(
+                records
+                    .map(|r| {
+                        let bytes = &r[at..at + w];
+                        let end = bytes.iter().position(|&b| b == 0).unwrap_or(w);
+                        String::from_utf8_lossy(&bytes[..end])
+                            .trim_end()
+                            .to_string()
+                    })
+                    .collect(),
+            ))
+        }
+        Datatype::FixedPoint { size: w, .. } if matches!(w, 1 | 2 | 4 | 8) => {
+            let w = *w as usize;
+            if at + w > size {
+                return Err(err(path, name, "a field runs past its record"));
+            }
+            Ok(Field::Integers(
+                records
+                    .map(|r| {
+                        let b = &r[at..at + w];
+                        match w {
+                            1 => b[0] as i8 as i64,
+                            2 => i16::from_le_bytes([b[0], b[1]]) as i64,
+                            4 => i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64,
+                            _ => i64::from_le_bytes(b.try_into().expect("8 bytes")),
+                        }
+                    })
+                    .collect(),
+            ))
+        }
+        _ => Err(err(
+            path,
+            &format!("{name}/{field}"),
+            "expected a string or integer field",
+        )),
+    }
 }
 
 /// Reads an `.h5ad` file.
 pub fn read_h5ad(path: &Path, opts: &H5adOptions) -> Result<Dataset> {
     let f = open(path)?;
     let barcodes = frame_index(path, &f, "obs")?;
-    let var = if opts.raw { "raw/var" } else { "var" };
+    // The old layout names raw's parts `raw.X` and `raw.var`.
+    let old_raw = opts.raw && f.group("raw").is_err() && f.group("raw.X").is_ok();
+    let var = match (opts.raw, old_raw) {
+        (false, _) => "var",
+        (true, false) => "raw/var",
+        (true, true) => "raw.var",
+    };
     let gene_names = frame_index(path, &f, var)?;
     let ids_name = format!("{var}/gene_ids");
-    let gene_ids = match f.dataset(&ids_name) {
-        Ok(_) => Some(strings(path, &f, &ids_name)?),
-        Err(_) => None,
+    let gene_ids = if f.group(var).is_err() {
+        match compound_field(path, &f, var, "gene_ids") {
+            Ok(Field::Strings(v)) => Some(v),
+            _ => None,
+        }
+    } else {
+        match f.dataset(&ids_name) {
+            Ok(_) => Some(strings(path, &f, &ids_name)?),
+            Err(_) => None,
+        }
     };
     if let Some(ids) = &gene_ids {
         if ids.len() != gene_names.len() {
@@ -285,6 +397,7 @@ pub fn read_h5ad(path: &Path, opts: &H5adOptions) -> Result<Dataset> {
     let x = match (&opts.layer, opts.raw) {
         (Some(_), true) => return Err(Error::invalid("--layer and --raw cannot be combined")),
         (Some(l), false) => format!("layers/{l}"),
+        (None, true) if old_raw => "raw.X".into(),
         (None, true) => "raw/X".into(),
         (None, false) => "X".into(),
     };
@@ -304,7 +417,26 @@ pub fn read_h5ad_labels(path: &Path, column: &str) -> Result<Labels> {
     let f = open(path)?;
     let barcodes = frame_index(path, &f, "obs")?;
     let name = format!("obs/{column}");
-    let labels: Vec<Option<String>> = if f.group(&name).is_ok() {
+    let labels: Vec<Option<String>> = if f.group("obs").is_err() {
+        // The old layout: a field of the obs table, categories in uns/<column>_categories.
+        match compound_field(path, &f, "obs", column)? {
+            Field::Strings(v) => v.into_iter().map(Some).collect(),
+            Field::Integers(codes) => {
+                let cats_name = format!("uns/{column}_categories");
+                let categories = strings(path, &f, &cats_name)?;
+                codes
+                    .into_iter()
+                    .map(|c| match c {
+                        -1 => Ok(None),
+                        c if c >= 0 && (c as usize) < categories.len() => {
+                            Ok(Some(categories[c as usize].clone()))
+                        }
+                        c => Err(err(path, &cats_name, format!("has no category {c}"))),
+                    })
+                    .collect::<Result<_>>()?
+            }
+        }
+    } else if f.group(&name).is_ok() {
         let categories = strings(path, &f, &format!("{name}/categories"))?;
         let codes_name = format!("{name}/codes");
         integers(path, &f, &codes_name)?
