@@ -199,7 +199,8 @@ struct Embeddings {
 }
 
 /// `cellvae.h5ad`: the matrix as trained on, the counts when there were counts, QC metrics
-/// under scanpy's names, the labels and each model's clusters as categoricals, and each
+/// under scanpy's names, the labels and each model's clusters as categoricals, the gene IDs
+/// (and `highly_variable` under `--hvg`), and each
 /// model's codes, t-SNE and UMAP in obsm (`X_<model>`, `X_<model>_tsne`, `X_<model>_umap`).
 fn write_anndata(ctx: &RunContext<'_>, prep: &Prepared, models: &[Embeddings]) -> Result<()> {
     let d = ctx.data;
@@ -247,7 +248,17 @@ fn write_anndata(ctx: &RunContext<'_>, prep: &Prepared, models: &[Embeddings]) -
         obs_names: &d.barcodes,
         obs,
         var_names: &d.gene_names,
-        var: vec![("gene_ids".into(), Column::Strings(d.gene_ids.clone()))],
+        var: {
+            let mut var = vec![("gene_ids".into(), Column::Strings(d.gene_ids.clone()))];
+            if ctx.args.data.hvg.is_some() {
+                // X holds only the selected genes, so every one of them is highly variable.
+                var.push((
+                    "highly_variable".into(),
+                    Column::Bool(vec![true; d.n_genes()]),
+                ));
+            }
+            var
+        },
         obsm,
     };
     write_h5ad(&ctx.args.out.join("cellvae.h5ad"), &anndata)

@@ -6,13 +6,15 @@
 use super::atomic::write_bytes;
 use crate::csr::Csr;
 use crate::error::{Error, Result};
-use hdf5_pure::{AttrValue, FileBuilder, GroupBuilder};
+use hdf5_pure::{make_i8_type, AttrValue, EnumTypeBuilder, FileBuilder, GroupBuilder};
 use ndarray::Array2;
 use std::path::Path;
 
 /// A dataframe column.
 pub enum Column {
     Numeric(Vec<f64>),
+    /// Booleans, stored as h5py stores numpy's `bool` (an int8 enum FALSE = 0, TRUE = 1).
+    Bool(Vec<bool>),
     /// Strings, e.g. gene IDs.
     Strings(Vec<String>),
     /// A categorical: per row a category (`None`: missing), categories in first-seen order
@@ -84,6 +86,18 @@ fn fill_dataframe(g: &mut GroupBuilder, index: &[String], columns: &[(String, Co
                 }
             }
             Column::Strings(v) => strings(g, col, v),
+            Column::Bool(v) => {
+                let dt = EnumTypeBuilder::with_base(make_i8_type())
+                    .value("FALSE", 0)
+                    .value("TRUE", 1)
+                    .build()
+                    .expect("0 and 1 fit an int8");
+                let bytes: Vec<u8> = v.iter().map(|&b| b as u8).collect();
+                let d = g.create_dataset(col).with_enum_u8_data(dt, &bytes);
+                for (k, v) in encoding("array", "0.2.0") {
+                    d.set_attr(k, v);
+                }
+            }
             Column::Categorical(v) => {
                 let mut cats: Vec<String> = Vec::new();
                 for s in v.iter().flatten() {
