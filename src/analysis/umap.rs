@@ -23,6 +23,7 @@
 //! ChaCha stream, so a seed gives the same embedding on any machine and any number of threads
 //! (umap-learn's parallel descent is not reproducible; with a seed it runs serially too).
 
+use crate::analysis::pca::symmetric_eigen;
 use crate::analysis::tsne::affinities::knn;
 use crate::engine::rng::{stream, Stream};
 use crate::error::{Error, Result};
@@ -258,14 +259,13 @@ fn initialise(x: &Array2<f64>, dims: usize, rng: &mut impl Rng) -> Array2<f64> {
     let mean = x.mean_axis(ndarray::Axis(0)).expect("at least one row");
     let centred = x - &mean;
     let cov = centred.t().dot(&centred);
-    let (values, vectors) = symmetric_eigen(&cov);
-    let mut order: Vec<usize> = (0..d).collect();
-    order.sort_by(|&p, &q| values[q].total_cmp(&values[p]).then(p.cmp(&q)));
+    // Eigenvectors of the covariance, largest eigenvalue first (PCA's own Jacobi solver).
+    let (_, vectors) = symmetric_eigen(&cov);
     let mut y = Array2::<f64>::zeros((n, dims));
     for c in 0..dims {
         // Components beyond the input's width stay 0 (then only the noise spreads them).
-        if let Some(&axis) = order.get(c) {
-            let mut v = vectors.column(axis).to_owned();
+        if c < d {
+            let mut v = vectors.column(c).to_owned();
             // A fixed sign: the largest entry positive.
             let big = v
                 .iter()
@@ -287,50 +287,6 @@ fn initialise(x: &Array2<f64>, dims: usize, rng: &mut impl Rng) -> Array2<f64> {
     }
     y.mapv_inplace(|v| v + 1e-4 * rng.sample::<f64, _>(StandardNormal));
     y
-}
-
-/// Eigenvalues and eigenvectors (columns) of a small symmetric matrix, by cyclic Jacobi sweeps.
-fn symmetric_eigen(m: &Array2<f64>) -> (Vec<f64>, Array2<f64>) {
-    let n = m.nrows();
-    let mut a = m.clone();
-    let mut v = Array2::<f64>::eye(n);
-    for _ in 0..100 {
-        let off: f64 = (0..n)
-            .flat_map(|p| (0..n).filter(move |&q| q != p).map(move |q| (p, q)))
-            .map(|(p, q)| a[[p, q]] * a[[p, q]])
-            .sum();
-        if off < 1e-24 * (1.0 + (0..n).map(|p| a[[p, p]] * a[[p, p]]).sum::<f64>()) {
-            break;
-        }
-        for p in 0..n {
-            for q in p + 1..n {
-                if a[[p, q]] == 0.0 {
-                    continue;
-                }
-                let theta = (a[[q, q]] - a[[p, p]]) / (2.0 * a[[p, q]]);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let s = t * c;
-                for k in 0..n {
-                    let (akp, akq) = (a[[k, p]], a[[k, q]]);
-                    a[[k, p]] = c * akp - s * akq;
-                    a[[k, q]] = s * akp + c * akq;
-                }
-                for k in 0..n {
-                    let (apk, aqk) = (a[[p, k]], a[[q, k]]);
-                    a[[p, k]] = c * apk - s * aqk;
-                    a[[q, k]] = s * apk + c * aqk;
-                }
-                for k in 0..n {
-                    let (vkp, vkq) = (v[[k, p]], v[[k, q]]);
-                    v[[k, p]] = c * vkp - s * vkq;
-                    v[[k, q]] = s * vkp + c * vkq;
-                }
-            }
-        }
-    }
-    ((0..n).map(|p| a[[p, p]]).collect(), v)
 }
 
 /// Step 5 of the module doc.
@@ -453,18 +409,6 @@ mod tests {
         for (&(i, j), &w) in &map {
             assert!(w > 0.0 && w <= 1.0 + 1e-12);
             assert_eq!(map.get(&(j, i)), Some(&w), "{i} {j}");
-        }
-    }
-
-    #[test]
-    fn jacobi_finds_the_eigenpairs() {
-        let m = ndarray::array![[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 1.0]];
-        let (values, vectors) = symmetric_eigen(&m);
-        for (k, &lambda) in values.iter().enumerate() {
-            let v = vectors.column(k);
-            for (mv, v) in m.dot(&v).iter().zip(v) {
-                assert!((mv - lambda * v).abs() < 1e-12);
-            }
         }
     }
 
