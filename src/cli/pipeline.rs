@@ -11,6 +11,7 @@ use super::commands::{
 };
 use super::markers::write_table;
 use crate::analysis::kmeans::{kmeans, KMeansOptions};
+use crate::analysis::label_scores::{ami, knn_purity, matched_accuracy, silhouette};
 use crate::analysis::markers::{expression_summary, rank_genes};
 use crate::analysis::metrics::{scores, Scores};
 use crate::analysis::pca::pca;
@@ -25,7 +26,7 @@ use crate::models::{ModelConfig, ModelKind};
 use crate::preprocess::Prepared;
 use crate::report::dotplot::dot_plot;
 use crate::report::plots::{self, Clusters};
-use crate::report::summary::{self, ModelOutcome, ReportContext};
+use crate::report::summary::{self, ModelOutcome, MoreScores, ReportContext};
 use crate::train::{EpochRecord, TrainOptions};
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -264,6 +265,32 @@ fn write_anndata(ctx: &RunContext<'_>, prep: &Prepared, models: &[Embeddings]) -
     write_h5ad(&ctx.args.out.join("cellvae.h5ad"), &anndata)
 }
 
+/// AMI and matched accuracy of `clusters`, and the labels' silhouette and kNN purity (k = 15)
+/// in `codes`, over the labelled cells.
+fn more_scores(
+    types: &CellTypes,
+    clusters: &[usize],
+    codes: &ndarray::Array2<f64>,
+    latent_kmeans_nmi: f64,
+) -> MoreScores {
+    let labelled: Vec<usize> = (0..types.ids.len())
+        .filter(|&i| types.ids[i].is_some())
+        .collect();
+    let truth: Vec<usize> = labelled
+        .iter()
+        .map(|&i| types.ids[i].expect("kept"))
+        .collect();
+    let pred: Vec<usize> = labelled.iter().map(|&i| clusters[i]).collect();
+    let x = codes.select(ndarray::Axis(0), &labelled);
+    MoreScores {
+        ami: ami(&truth, &pred),
+        accuracy: matched_accuracy(&truth, &pred),
+        latent_kmeans_nmi,
+        silhouette: silhouette(&x, &truth),
+        knn_purity: knn_purity(&x, &truth, 15),
+    }
+}
+
 /// What every model of a run shares.
 struct RunContext<'a> {
     args: &'a RunArgs,
@@ -329,6 +356,7 @@ fn evaluate_model(
         tsne_kl: (e2.kl_divergence, e3.kl_divergence),
         tsne_seconds,
         umap_seconds,
+        more: None,
     };
     let mut clusters = None;
     if let Some(k) = ctx.k {
@@ -340,7 +368,10 @@ fn evaluate_model(
         write_clusters(&dir.join("clusters.csv"), &d.barcodes, &km.labels)?;
         if let Some(t) = ctx.types {
             outcome.scores = Some(score_against(t, &km.labels));
-            outcome.latent_scores = Some(score_against(t, &kmeans(&codes, &ko)?.labels));
+            let latent_km = kmeans(&codes, &ko)?.labels;
+            let latent = score_against(t, &latent_km);
+            outcome.latent_scores = Some(latent);
+            outcome.more = Some(more_scores(t, &km.labels, &codes, latent.nmi_geometric));
         }
         clusters = Some(km);
     }

@@ -28,6 +28,19 @@ pub struct ModelOutcome {
     pub tsne_seconds: f64,
     /// Wall seconds of the 2-D UMAP.
     pub umap_seconds: f64,
+    /// The scores beyond the study's ([`crate::analysis::label_scores`]), when labelled.
+    pub more: Option<MoreScores>,
+}
+
+/// AMI and matched accuracy of the study's clusters (k-means on the 2-D t-SNE), NMI of
+/// k-means on the codes, and how the labels sit in the codes (silhouette, kNN purity, k = 15).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MoreScores {
+    pub ami: f64,
+    pub accuracy: f64,
+    pub latent_kmeans_nmi: f64,
+    pub silhouette: f64,
+    pub knn_purity: f64,
 }
 
 impl ModelOutcome {
@@ -55,12 +68,23 @@ fn opt(v: Option<f64>) -> String {
 /// `summary.csv`, one row per model.
 pub fn write_summary_csv(path: &Path, outcomes: &[ModelOutcome]) -> Result<()> {
     write_atomic(path, |w| {
-        writeln!(w, "model,nmi_geometric,nmi_arithmetic,ari,homogeneity,completeness,latent_kmeans_ari,train_seconds,final_recon_per_entry")?;
+        writeln!(w, "model,nmi_geometric,nmi_arithmetic,ari,homogeneity,completeness,latent_kmeans_ari,train_seconds,final_recon_per_entry,ami,accuracy,latent_kmeans_nmi,silhouette,knn_purity")?;
         for o in outcomes {
             let [nmi_g, nmi_a, ari, hom, com, latent_ari] = score_values(o).map(opt);
+            let more = o.more.map_or([None; 5], |m| {
+                [
+                    m.ami,
+                    m.accuracy,
+                    m.latent_kmeans_nmi,
+                    m.silhouette,
+                    m.knn_purity,
+                ]
+                .map(Some)
+            });
+            let [ami, acc, lnmi, sil, purity] = more.map(opt);
             writeln!(
                 w,
-                "{},{nmi_g},{nmi_a},{ari},{hom},{com},{latent_ari},{:.3},{}",
+                "{},{nmi_g},{nmi_a},{ari},{hom},{com},{latent_ari},{:.3},{},{ami},{acc},{lnmi},{sil},{purity}",
                 o.name,
                 o.train_seconds,
                 opt(o.final_recon_per_entry()),
@@ -92,6 +116,10 @@ pub fn write_metrics_json(path: &Path, o: &ModelOutcome, extra: serde_json::Valu
         "tsne_kl_divergence": {"2d": o.tsne_kl.0, "3d": o.tsne_kl.1},
         "tsne_seconds": o.tsne_seconds,
         "umap_seconds": o.umap_seconds,
+        "more_scores": o.more.map(|m| json!({
+            "ami": m.ami, "accuracy": m.accuracy, "latent_kmeans_nmi": m.latent_kmeans_nmi,
+            "silhouette": m.silhouette, "knn_purity": m.knn_purity,
+        })),
         "run": extra,
     });
     let text = serde_json::to_string_pretty(&v).unwrap_or_default();
