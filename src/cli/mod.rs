@@ -6,6 +6,7 @@ pub mod args;
 mod commands;
 mod markers;
 mod pipeline;
+mod run_outputs;
 
 use args::{DataArgs, ModelArg, ModelArgs};
 use clap::{Parser, Subcommand};
