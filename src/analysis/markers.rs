@@ -92,33 +92,25 @@ fn test_gene(
     let mut value_sum = vec![0.0f64; n_groups];
     let mut nonzero_count = vec![0usize; n_groups];
     let mut ties = 0.0f64; // Σ (t³ − t)
-    let mut run = |start: usize, len: usize, members: &[usize]| {
-        // Ranks start..start + len (1-based: start + 1 ..= start + len) share their mean.
+                           // Runs of tied values in rank order: the negatives, the zeros (one run, no stored
+                           // members), the positives. A run of `len` values starting after `start` ranks shares the
+                           // mean rank `start + (len + 1)/2`.
+    let same = |a: &usize, b: &usize| vals[*a] == vals[*b];
+    let (below, above) = order.split_at(negatives);
+    let runs = below
+        .chunk_by(same)
+        .map(|r| (r, r.len()))
+        .chain((zeros > 0).then_some((&[][..], zeros)))
+        .chain(above.chunk_by(same).map(|r| (r, r.len())));
+    let mut start = 0usize;
+    for (members, len) in runs {
         let avg = start as f64 + (len as f64 + 1.0) / 2.0;
         for &k in members {
-            let g = group[rows[k] as usize];
-            rank_sum[g] += avg;
+            rank_sum[group[rows[k] as usize]] += avg;
         }
         let t = len as f64;
         ties += t * t * t - t;
-    };
-    let mut pos = 0; // ranks used so far
-    let mut k = 0;
-    let mut zeros_done = false;
-    while k < order.len() || !zeros_done {
-        if !zeros_done && (k == negatives) {
-            if zeros > 0 {
-                run(pos, zeros, &[]);
-            }
-            pos += zeros;
-            zeros_done = true;
-            continue;
-        }
-        let v = vals[order[k]];
-        let end = k + order[k..].iter().take_while(|&&m| vals[m] == v).count();
-        run(pos, end - k, &order[k..end]);
-        pos += end - k;
-        k = end;
+        start += len;
     }
     for (&r, &v) in rows.iter().zip(vals) {
         let g = group[r as usize];

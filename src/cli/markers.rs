@@ -6,7 +6,7 @@ use super::commands::load_prepared;
 use crate::analysis::markers::{rank_genes, GeneTest};
 use crate::error::{Error, Result};
 use crate::io::atomic::{ensure_parent, write_atomic};
-use crate::io::labels;
+use crate::io::labels::{self, natural_order};
 use clap::Args;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -28,15 +28,6 @@ pub struct MarkersArgs {
     /// Output CSV: group,names,scores,logfoldchanges,pvals,pvals_adj
     #[arg(long)]
     pub out: PathBuf,
-}
-
-/// Cluster names in their natural order: numerically when every name is an integer.
-pub fn natural_order(names: &mut [String]) {
-    if names.iter().all(|n| n.parse::<i64>().is_ok()) {
-        names.sort_by_key(|n| n.parse::<i64>().expect("checked"));
-    } else {
-        names.sort();
-    }
 }
 
 /// `cellvae markers`.

@@ -424,31 +424,18 @@ pub fn read_h5ad_labels(path: &Path, column: &str) -> Result<Labels> {
             Field::Integers(codes) => {
                 let cats_name = format!("uns/{column}_categories");
                 let categories = strings(path, &f, &cats_name)?;
-                codes
-                    .into_iter()
-                    .map(|c| match c {
-                        -1 => Ok(None),
-                        c if c >= 0 && (c as usize) < categories.len() => {
-                            Ok(Some(categories[c as usize].clone()))
-                        }
-                        c => Err(err(path, &cats_name, format!("has no category {c}"))),
-                    })
-                    .collect::<Result<_>>()?
+                decode_categories(path, &cats_name, codes, &categories)?
             }
         }
     } else if f.group(&name).is_ok() {
         let categories = strings(path, &f, &format!("{name}/categories"))?;
         let codes_name = format!("{name}/codes");
-        integers(path, &f, &codes_name)?
-            .into_iter()
-            .map(|c| match c {
-                -1 => Ok(None),
-                c if c >= 0 && (c as usize) < categories.len() => {
-                    Ok(Some(categories[c as usize].clone()))
-                }
-                c => Err(err(path, &codes_name, format!("code {c} has no category"))),
-            })
-            .collect::<Result<_>>()?
+        decode_categories(
+            path,
+            &codes_name,
+            integers(path, &f, &codes_name)?,
+            &categories,
+        )?
     } else if f.dataset(&name).is_ok() {
         strings(path, &f, &name)?.into_iter().map(Some).collect()
     } else {
@@ -461,6 +448,24 @@ pub fn read_h5ad_labels(path: &Path, column: &str) -> Result<Labels> {
         entries: barcodes.into_iter().zip(labels).collect(),
         column: column.to_string(),
     })
+}
+
+/// Categorical codes as their names (`-1`: missing); `object` is named by the error for a
+/// code with no category.
+fn decode_categories(
+    path: &Path,
+    object: &str,
+    codes: Vec<i64>,
+    categories: &[String],
+) -> Result<Vec<Option<String>>> {
+    codes
+        .into_iter()
+        .map(|c| match usize::try_from(c) {
+            Ok(i) if i < categories.len() => Ok(Some(categories[i].clone())),
+            _ if c == -1 => Ok(None),
+            _ => Err(err(path, object, format!("code {c} has no category"))),
+        })
+        .collect()
 }
 
 /// Reads a Cell Ranger `.h5` file (version 3 or 2).

@@ -4,6 +4,7 @@
 //! Through `hdf5-pure`; the file is written to a temporary name and renamed when complete.
 
 use super::atomic::write_bytes;
+use super::labels::natural_order;
 use crate::csr::Csr;
 use crate::error::{Error, Result};
 use hdf5_pure::{make_i8_type, AttrValue, EnumTypeBuilder, FileBuilder, GroupBuilder};
@@ -106,7 +107,7 @@ fn fill_dataframe(g: &mut GroupBuilder, index: &[String], columns: &[(String, Co
                     }
                 }
                 if cats.iter().all(|c| c.parse::<i64>().is_ok()) {
-                    cats.sort_by_key(|c| c.parse::<i64>().expect("checked"));
+                    natural_order(&mut cats);
                 }
                 let codes: Vec<i32> = v
                     .iter()

@@ -26,6 +26,16 @@ impl Labels {
     }
 }
 
+/// Sorts label names naturally: numerically when every name is an integer (cluster numbers,
+/// so `10` comes after `9`), otherwise as text.
+pub fn natural_order(names: &mut [String]) {
+    if names.iter().all(|n| n.parse::<i64>().is_ok()) {
+        names.sort_by_key(|n| n.parse::<i64>().expect("checked"));
+    } else {
+        names.sort();
+    }
+}
+
 /// Reads a label table. `column` names the label column; by default it is the second.
 pub fn read(path: &Path, column: Option<&str>) -> Result<Labels> {
     let mut reader = csv_reader(path, b',')?;
