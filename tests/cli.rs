@@ -636,3 +636,77 @@ fn markers_rank_genes_per_cluster() {
         }
     }
 }
+
+/// `--hvg N --hvg-flavor seurat --scale`: the checkpoint stores the genes and the scaling, and
+/// `embed` (given neither flag) reproduces the training codes from the raw input.
+#[test]
+fn scaled_hvg_model_embeds_new_cells_the_same_way() {
+    let work = scratch("scaled");
+    let out = work.join("vae");
+    ok(&[
+        "train",
+        "--model",
+        "vae",
+        "--data",
+        TINY,
+        "--qc",
+        "none",
+        "--hvg",
+        "6",
+        "--hvg-flavor",
+        "seurat",
+        "--scale",
+        "--epochs",
+        "2",
+        "--hidden",
+        "8,4",
+        "--decoder",
+        "4,8",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let ckpt = out.join("model.safetensors");
+    let (net, meta) = cellvae::train::checkpoint::load(&ckpt).unwrap();
+    let scaling = meta.scaling.expect("the scaling is stored");
+    assert!(net.n_genes >= 6 && scaling.mean.len() == net.n_genes);
+    let codes = work.join("codes.csv");
+    let o = ok(&[
+        "embed",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--data",
+        TINY,
+        "--qc",
+        "none",
+        "--out",
+        codes.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    assert_eq!(
+        fs::read(&codes).unwrap(),
+        fs::read(out.join("latent.csv")).unwrap()
+    );
+    // More genes asked for than there are: all kept, and said so.
+    let o = ok(&[
+        "train",
+        "--model",
+        "ae",
+        "--data",
+        TINY,
+        "--qc",
+        "none",
+        "--hvg",
+        "100000",
+        "--epochs",
+        "1",
+        "--hidden",
+        "8,4",
+        "--decoder",
+        "4,8",
+        "--out",
+        work.join("all").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("all are kept"), "{err}");
+}

@@ -133,6 +133,7 @@ fn mutated_checkpoints_never_panic() {
         epochs: 1,
         batch_size: 8,
         lr: 1e-3,
+        scaling: None,
     };
     let bytes = to_bytes(&net, &meta);
     let mut rng = stream(99, Stream::Init);

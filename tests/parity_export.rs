@@ -61,6 +61,7 @@ fn export_parity_fixtures() {
             epochs: 0,
             batch_size: rows.len(),
             lr: 1e-3,
+            scaling: None,
         };
         checkpoint::save(
             &dir.join(format!("{}_model.safetensors", kind.name())),

@@ -3,7 +3,7 @@
 
 use crate::engine::{Activation, Reduction};
 use crate::models::{ModelConfig, ModelKind, Preset};
-use crate::preprocess::{Normalize, PrepOptions, QcMode, QcThresholds};
+use crate::preprocess::{HvgFlavor, Normalize, PrepOptions, QcMode, QcThresholds};
 use crate::train::TrainOptions;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -22,6 +22,14 @@ pub enum NormalizeArg {
     Auto,
     Lognorm,
     None,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum HvgFlavorArg {
+    /// Seurat's vst on raw counts (scanpy's seurat_v3)
+    Vst,
+    /// scanpy's seurat: dispersions of the normalized data, z-scored within 20 mean bins
+    Seurat,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -110,9 +118,16 @@ pub struct DataArgs {
     /// Keep genes detected in at least this many cells
     #[arg(long, default_value_t = 3)]
     pub min_cells: usize,
-    /// Keep only the N most variable genes (Seurat vst)
+    /// Keep only the N most variable genes (all of them when there are fewer)
     #[arg(long, value_name = "N")]
     pub hvg: Option<usize>,
+    /// How --hvg ranks the genes
+    #[arg(long, value_enum, default_value = "vst")]
+    pub hvg_flavor: HvgFlavorArg,
+    /// Z-score every gene after normalization and --hvg, clipped at ±10 (the means and sds
+    /// are stored with each model, and embed applies them)
+    #[arg(long)]
+    pub scale: bool,
 }
 
 impl DataArgs {
@@ -153,6 +168,11 @@ impl DataArgs {
                 NormalizeArg::None => Normalize::None,
             },
             hvg: self.hvg,
+            hvg_flavor: match self.hvg_flavor {
+                HvgFlavorArg::Vst => HvgFlavor::Vst,
+                HvgFlavorArg::Seurat => HvgFlavor::Seurat,
+            },
+            scale: self.scale,
         })
     }
 }

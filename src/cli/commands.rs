@@ -13,7 +13,7 @@ use crate::io::atomic::{ensure_dir, ensure_parent, write_atomic};
 use crate::io::{labels, read_dataset, table, tenx, Dataset};
 use crate::models::codes::{self, Codes};
 use crate::models::{ModelConfig, ModelKind, Network};
-use crate::preprocess::{prepare, Prepared};
+use crate::preprocess::{prepare, Prepared, Scaling};
 use crate::train::checkpoint::{self, CheckpointMeta};
 use crate::train::progress::Progress;
 use crate::train::{self as training, EpochRecord, TrainOptions};
@@ -52,6 +52,7 @@ pub struct Fitted {
 /// into `out`.
 pub fn fit_and_write(
     data: &Dataset,
+    scaling: Option<&Scaling>,
     cfg: ModelConfig,
     topts: &TrainOptions,
     gamma: bool,
@@ -72,6 +73,7 @@ pub fn fit_and_write(
         epochs: topts.epochs,
         batch_size: topts.batch_size,
         lr: topts.lr,
+        scaling: scaling.cloned(),
     };
     checkpoint::save(&out.join("model.safetensors"), &net, &meta)?;
     training::write_loss_csv(&out.join("loss.csv"), &records)?;
@@ -135,7 +137,15 @@ pub fn train(
     let topts = margs.train_options()?;
     ensure_dir(out)?;
     let prep = load_prepared(data, quiet)?;
-    let fitted = fit_and_write(&prep.data, cfg, &topts, gamma, out, quiet)?;
+    let fitted = fit_and_write(
+        &prep.data,
+        prep.scaling.as_ref(),
+        cfg,
+        &topts,
+        gamma,
+        out,
+        quiet,
+    )?;
     if !quiet {
         eprintln!(
             "trained {} in {:.1}s; final reconstruction per entry {:.5}; wrote {}",
@@ -172,9 +182,17 @@ pub fn embed(
             )));
         }
     }
-    let prep = load_prepared(data, false)?;
+    // The checkpoint decides the genes and the scaling, not the flags.
+    let mut data = data.clone();
+    if data.hvg.is_some() || data.scale {
+        eprintln!(
+            "note: --hvg and --scale are ignored by embed: the checkpoint's genes and scaling are used"
+        );
+    }
+    (data.hvg, data.scale) = (None, false);
+    let prep = load_prepared(&data, false)?;
     let d = &prep.data;
-    let x = to_gene_order(
+    let mut x = to_gene_order(
         d,
         GeneOrder {
             ids: &meta.gene_ids,
@@ -182,6 +200,9 @@ pub fn embed(
             has_ids: meta.has_gene_ids,
         },
     )?;
+    if let Some(s) = &meta.scaling {
+        x = s.apply(&x);
+    }
     let c = codes::extract(&net, &x, seed, gamma);
     table::write(out, &c.columns, &d.barcodes, &c.values)?;
     eprintln!(

@@ -21,7 +21,7 @@ use crate::io::align::{cell_types, CellTypes};
 use crate::io::atomic::ensure_dir;
 use crate::io::{labels, table, Dataset};
 use crate::models::{ModelConfig, ModelKind};
-use crate::preprocess::Prepared;
+use crate::preprocess::{Prepared, Scaling};
 use crate::report::plots::{self, Clusters};
 use crate::report::summary::{self, ModelOutcome, ReportContext};
 use crate::train::{EpochRecord, TrainOptions};
@@ -133,6 +133,8 @@ fn load_labels(a: &RunArgs, d: &Dataset, quiet: bool) -> Result<Option<CellTypes
 struct RunContext<'a> {
     args: &'a RunArgs,
     data: &'a Dataset,
+    /// The `--scale` transform `data` went through, stored with each network.
+    scaling: Option<&'a Scaling>,
     types: Option<&'a CellTypes>,
     /// Number of clusters, when there are labels or `--k`.
     k: Option<usize>,
@@ -162,7 +164,15 @@ fn evaluate_model(
             (p.scores, Vec::new(), None)
         }
         Some(cfg) => {
-            let f = fit_and_write(d, cfg.clone(), ctx.topts, false, &dir, ctx.quiet)?;
+            let f = fit_and_write(
+                d,
+                ctx.scaling,
+                cfg.clone(),
+                ctx.topts,
+                false,
+                &dir,
+                ctx.quiet,
+            )?;
             let n_params = f.net.n_params();
             (f.codes.values, f.records, Some(n_params))
         }
@@ -391,6 +401,7 @@ pub fn run(a: RunArgs, quiet: bool) -> Result<()> {
     let ctx = RunContext {
         args: &a,
         data: d,
+        scaling: prep.scaling.as_ref(),
         types: types.as_ref(),
         k,
         topts: &topts,

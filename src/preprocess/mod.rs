@@ -1,13 +1,35 @@
 //! From raw counts to the matrix the networks train on: creation filters, Seurat QC,
-//! LogNormalize, and optionally the highly variable genes. See MODEL-SPEC section 1.
+//! LogNormalize, and optionally the highly variable genes and per-gene scaling. See
+//! MODEL-SPEC section 1 and SCIENCE-SPEC section 1.
 
 pub mod hvg;
+pub mod hvg_seurat;
 pub mod normalize;
 pub mod qc;
+pub mod scale;
 
 use crate::error::{Error, Result};
 use crate::io::Dataset;
 pub use qc::{CellMetrics, QcThresholds};
+pub use scale::Scaling;
+
+/// How highly variable genes are ranked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HvgFlavor {
+    /// Seurat's `vst` on raw counts ([`hvg`]).
+    Vst,
+    /// scanpy's `seurat`: binned dispersions of the log-normalized data ([`hvg_seurat`]).
+    Seurat,
+}
+
+impl HvgFlavor {
+    pub fn name(self) -> &'static str {
+        match self {
+            HvgFlavor::Vst => "vst",
+            HvgFlavor::Seurat => "seurat",
+        }
+    }
+}
 
 /// Whether to run Seurat QC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +55,9 @@ pub struct PrepOptions {
     pub normalize: Normalize,
     /// Keep only this many highly variable genes.
     pub hvg: Option<usize>,
+    pub hvg_flavor: HvgFlavor,
+    /// Z-score every gene (clip 10) after normalization and gene selection.
+    pub scale: bool,
 }
 
 impl Default for PrepOptions {
@@ -42,6 +67,8 @@ impl Default for PrepOptions {
             thresholds: QcThresholds::default(),
             normalize: Normalize::Auto,
             hvg: None,
+            hvg_flavor: HvgFlavor::Vst,
+            scale: false,
         }
     }
 }
@@ -67,8 +94,10 @@ pub struct Prepared {
     /// What was done, one line each, for the user.
     pub notes: Vec<String>,
     /// The raw counts of the kept cells and genes, when the input was counts (for
-    /// `layers['counts']` of the run's `.h5ad`).
+    /// `layers['counts']` of the run's `.h5ad`, and the count likelihood).
     pub counts: Option<crate::csr::Csr<f32>>,
+    /// The scaling applied to `data` (`--scale`), to be stored with each model.
+    pub scaling: Option<Scaling>,
 }
 
 /// Runs the whole preprocessing on `raw`.
@@ -160,7 +189,18 @@ pub fn prepare(raw: Dataset, opts: &PrepOptions) -> Result<Prepared> {
         }
     }
 
-    let hvg_genes = opts.hvg.map(|n| hvg::highly_variable(&data.matrix, n));
+    let n_genes = data.n_genes();
+    if let Some(n) = opts.hvg.filter(|&n| n >= n_genes) {
+        notes.push(format!(
+            "--hvg {n}: the data have only {n_genes} genes after filtering; all are kept"
+        ));
+    }
+    let want_hvg = opts.hvg.filter(|&n| n < n_genes);
+    // vst ranks raw counts, so before normalization; seurat ranks the normalized values.
+    let mut hvg_genes = match (want_hvg, opts.hvg_flavor) {
+        (Some(n), HvgFlavor::Vst) => Some(hvg::highly_variable(&data.matrix, n)),
+        _ => None,
+    };
     let lognorm = match opts.normalize {
         Normalize::Auto => counts,
         Normalize::LogNorm => true,
@@ -173,11 +213,15 @@ pub fn prepare(raw: Dataset, opts: &PrepOptions) -> Result<Prepared> {
     } else {
         notes.push("not normalized: values used as given".into());
     }
+    if let (Some(n), HvgFlavor::Seurat) = (want_hvg, opts.hvg_flavor) {
+        hvg_genes = Some(hvg_seurat::highly_variable_seurat(&data.matrix, n));
+    }
     let mut counts_kept = counts_before;
     if let Some(genes) = hvg_genes {
         notes.push(format!(
-            "kept the {} most variable genes (vst)",
-            genes.len()
+            "kept the {} most variable genes ({})",
+            genes.len(),
+            opts.hvg_flavor.name()
         ));
         let mut new_index = vec![None; data.n_genes()];
         for (k, &g) in genes.iter().enumerate() {
@@ -186,6 +230,15 @@ pub fn prepare(raw: Dataset, opts: &PrepOptions) -> Result<Prepared> {
         counts_kept = counts_kept.map(|c| c.select_columns(&new_index, genes.len()));
         data = select(data, None, Some(&genes));
     }
+    let scaling = opts.scale.then(|| {
+        let s = Scaling::fit(&data.matrix);
+        data.matrix = s.apply(&data.matrix);
+        notes.push(format!(
+            "scaled: every gene to mean 0 and sd 1, clipped at ±{}",
+            s.clip
+        ));
+        s
+    });
     Ok(Prepared {
         data,
         qc: qc_records,
@@ -193,6 +246,7 @@ pub fn prepare(raw: Dataset, opts: &PrepOptions) -> Result<Prepared> {
         genes_in,
         notes,
         counts: counts_kept,
+        scaling,
     })
 }
 

@@ -10,6 +10,7 @@
 use crate::error::{Error, Result};
 use crate::io::atomic::write_bytes;
 use crate::models::{ModelConfig, Network};
+use crate::preprocess::Scaling;
 use safetensors::{Dtype, SafeTensors};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -30,6 +31,8 @@ pub struct CheckpointMeta {
     pub epochs: usize,
     pub batch_size: usize,
     pub lr: f64,
+    /// The per-gene scaling the model was trained behind (`--scale`), applied by `embed`.
+    pub scaling: Option<Scaling>,
 }
 
 /// The checkpoint file's bytes.
@@ -66,6 +69,10 @@ pub fn to_bytes(net: &Network<f32>, meta: &CheckpointMeta) -> Vec<u8> {
         Value::String(meta.batch_size.to_string()),
     );
     metadata.insert("lr".into(), Value::String(meta.lr.to_string()));
+    if let Some(sc) = &meta.scaling {
+        let v = json!({"mean": sc.mean, "sd": sc.sd, "clip": sc.clip});
+        metadata.insert("scaling".into(), Value::String(s(v)));
+    }
 
     safetensors_bytes(net.state_dict(), metadata)
 }
@@ -155,10 +162,23 @@ pub fn from_bytes(bytes: &[u8]) -> std::result::Result<(Network<f32>, Checkpoint
         epochs: number("epochs")? as usize,
         batch_size: number("batch_size")? as usize,
         lr: number("lr")?,
+        scaling: md
+            .get("scaling")
+            .map(|_| scaling(&parse_json("scaling")?))
+            .transpose()?,
         config,
     };
     if meta.gene_ids.len() != meta.gene_names.len() || meta.gene_ids.is_empty() {
         return Err("metadata 'gene_ids' and 'gene_names' disagree".into());
+    }
+    if let Some(sc) = &meta.scaling {
+        if sc.mean.len() != meta.gene_ids.len() {
+            return Err(format!(
+                "metadata 'scaling' covers {} genes, the model {}",
+                sc.mean.len(),
+                meta.gene_ids.len()
+            ));
+        }
     }
     meta.config
         .validate()
@@ -200,6 +220,28 @@ pub fn from_bytes(bytes: &[u8]) -> std::result::Result<(Network<f32>, Checkpoint
     Ok((net, meta))
 }
 
+/// The `scaling` metadata: `{"mean": [...], "sd": [...], "clip": c}`.
+fn scaling(v: &Value) -> std::result::Result<Scaling, String> {
+    let floats = |k: &str| -> std::result::Result<Vec<f32>, String> {
+        serde_json::from_value(v[k].clone()).map_err(|e| format!("metadata 'scaling.{k}': {e}"))
+    };
+    let s = Scaling {
+        mean: floats("mean")?,
+        sd: floats("sd")?,
+        clip: v["clip"]
+            .as_f64()
+            .ok_or("metadata 'scaling.clip' is not a number")? as f32,
+    };
+    let ok = s.mean.len() == s.sd.len()
+        && s.mean.iter().all(|m| m.is_finite())
+        && s.sd.iter().all(|d| d.is_finite() && *d > 0.0)
+        && s.clip > 0.0;
+    if !ok {
+        return Err("metadata 'scaling' needs finite means, positive sds of equal length".into());
+    }
+    Ok(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,6 +260,11 @@ mod tests {
             epochs: 3,
             batch_size: 256,
             lr: 1e-3,
+            scaling: Some(Scaling {
+                mean: vec![0.1, 0.25, 1.0 / 3.0, 7.5, 0.0],
+                sd: vec![1.0, 0.3, 2.0, 1e-3, 1.0],
+                clip: 10.0,
+            }),
         };
         (net, meta)
     }
@@ -228,7 +275,7 @@ mod tests {
         let bytes = to_bytes(&net, &meta);
         assert_eq!(bytes, to_bytes(&net, &meta));
         let (back, meta2) = from_bytes(&bytes).unwrap();
-        assert_eq!(meta, meta2);
+        assert_eq!(meta, meta2, "the scaling's f32 values survive JSON exactly");
         assert_eq!(back.state_dict(), net.state_dict());
     }
 
