@@ -8,6 +8,7 @@ run in turn (so both see the same machine state), several rounds, medians report
 Seconds per epoch exclude each run's first epoch (warm-up). Optional: never needed to build or test.
 """
 import argparse
+import csv
 import json
 import os
 import statistics
@@ -24,9 +25,9 @@ def cellvae_epochs(binary, model, epochs, threads):
         [binary, "train", "--model", model, "--epochs", str(epochs), "--threads", str(threads),
          "--quiet", "--out", out_dir],
         capture_output=True, text=True, check=True, cwd=ROOT)
-    # loss.csv: epoch,loss,recon,kl,recon_per_entry,seconds (seconds to 0.1 ms)
+    # loss.csv has a header; its `seconds` column (to 0.1 ms) is read by name.
     with open(os.path.join(out_dir, "loss.csv")) as f:
-        return [float(line.rsplit(",", 1)[1]) for line in f.read().splitlines()[1:]]
+        return [float(row["seconds"]) for row in csv.DictReader(f)]
 
 
 def torch_epochs(data, model, epochs, threads, device):

@@ -100,6 +100,7 @@ fn training(c: &mut Criterion) {
             lr: 1e-3,
             seed: 1,
             unfused_output: false,
+            ..TrainOptions::default()
         };
         g.bench_function(BenchmarkId::new("epoch", kind.name()), |bench| {
             bench.iter(|| train(&mut net, &x, &opts, &mut Progress::quiet()).unwrap())

@@ -48,6 +48,7 @@ fn main() {
             lr: 1e-3,
             seed: 1,
             unfused_output: false,
+            ..TrainOptions::default()
         };
         train(&mut net, &x, &opts, &mut Progress::quiet()).expect("warm-up epoch");
         let t = Instant::now();

@@ -45,6 +45,7 @@ fn reconstruction_falls_below_the_bias_only_plateau() {
             lr: 1e-3,
             seed: 5,
             unfused_output: false,
+            ..TrainOptions::default()
         };
         let recs = train(&mut net, &d.matrix, &opts, &mut Progress::quiet()).unwrap();
         let first = recs.first().unwrap().recon_per_entry;

@@ -263,6 +263,13 @@ pub struct ModelArgs {
     /// Adam learning rate
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
+    /// KL warm-up: the KL weight rises linearly from 0 to β over this many epochs (0: none)
+    #[arg(long, value_name = "EPOCHS", default_value_t = 0)]
+    pub kl_warmup: usize,
+    /// Hold this fraction of the cells out of training (a fixed split, the same for every
+    /// run on the same cells) and report the held-out loss per epoch [default: 0]
+    #[arg(long, value_name = "F")]
+    pub val_fraction: Option<f64>,
     /// Seed of every random stream (init, shuffles, noise, t-SNE, k-means)
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -323,6 +330,8 @@ impl ModelArgs {
             lr: self.lr,
             seed: self.seed,
             unfused_output: self.unfused_output,
+            kl_warmup: self.kl_warmup,
+            val_fraction: self.val_fraction.unwrap_or(0.0),
         };
         t.validate()?;
         Ok(t)

@@ -28,6 +28,8 @@ pub enum Stream {
     Pca = 7,
     /// UMAP's initial noise and negative samples.
     Umap = 8,
+    /// The validation split and its fixed noise (`crate::train::validation`).
+    Validation = 9,
 }
 
 /// The generator for `which` under the user's `seed`.

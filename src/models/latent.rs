@@ -48,6 +48,14 @@ impl<T: Scalar> Noise<T> {
         noise
     }
 
+    /// Rows `start..end` of this noise (a batch's share of a larger draw).
+    pub fn rows(&self, start: usize, end: usize) -> Self {
+        Noise {
+            eps: self.eps.slice(s![start..end, ..]).to_owned(),
+            eta: self.eta.slice(s![start..end, ..]).to_owned(),
+        }
+    }
+
     /// All-zero noise (`z = μ` for the VAE).
     pub fn zeros(b: usize, latent: usize) -> Self {
         Noise {
@@ -122,9 +130,11 @@ impl<T: Scalar> LatentStage<T> {
 
     /// Backward for the batch of the last [`LatentStage::forward`]: adds the sampler's
     /// `∂z/∂headsᵀ·δz` and `β·∂KL/∂heads` into `dheads` (one per head, as in `forward`).
+    /// `beta` is the KL weight of this step (`cfg.beta`, or less during a KL warm-up).
     pub fn backward(
         &self,
         cfg: &ModelConfig,
+        beta: f64,
         heads: &[ArrayView2<'_, T>],
         dz: ArrayView2<'_, T>,
         dheads: &mut [ArrayViewMut2<'_, T>],
@@ -140,7 +150,7 @@ impl<T: Scalar> LatentStage<T> {
                     mu.view(),
                     logvar.view(),
                     cfg.reduction,
-                    cfg.beta,
+                    beta,
                     dmu.view_mut(),
                     dlogvar.view_mut(),
                 );
@@ -166,7 +176,7 @@ impl<T: Scalar> LatentStage<T> {
                     },
                     cfg.vsc_alpha,
                     cfg.reduction,
-                    cfg.beta,
+                    beta,
                     PosteriorGrads {
                         dmu: dmu.view_mut(),
                         dlogvar: dlogvar.view_mut(),
@@ -224,7 +234,7 @@ mod tests {
             let mut grads: Vec<Array2<f64>> =
                 heads.iter().map(|h| Array2::zeros(h.raw_dim())).collect();
             let mut gviews: Vec<_> = grads.iter_mut().map(|d| d.view_mut()).collect();
-            stage.backward(&cfg, &views, g.view(), &mut gviews);
+            stage.backward(&cfg, cfg.beta, &views, g.view(), &mut gviews);
             for k in 0..heads.len() {
                 let mut probe = heads.clone();
                 let mut values = heads[k].clone();

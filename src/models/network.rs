@@ -49,6 +49,9 @@ pub struct Network<T> {
     pub trunk: Vec<Dense<T>>,
     pub heads: Vec<Head<T>>,
     pub decoder: Vec<Dense<T>>,
+    /// The KL weight of the next steps: `config.beta`, except while training warms it up
+    /// (`crate::train::TrainOptions::kl_warmup`). Not a parameter; not saved.
+    pub kl_weight: f64,
 }
 
 /// The values of one step's loss, reduced as the configuration says.
@@ -58,7 +61,7 @@ pub struct Losses {
     pub recon: f64,
     /// KL term before β (0 for the AE).
     pub kl: f64,
-    /// `recon + β·kl`, the minimised value.
+    /// `recon + w·kl`, the minimised value, `w` the network's `kl_weight` (β unless warming up).
     pub total: f64,
 }
 
@@ -109,6 +112,7 @@ impl<T: Scalar> Network<T> {
             .map(|w| Dense::new(w[0], w[1], rng))
             .collect();
         Ok(Network {
+            kl_weight: config.beta,
             config,
             n_genes,
             first,
@@ -211,7 +215,7 @@ impl<T: Scalar> Network<T> {
         Losses {
             recon,
             kl,
-            total: recon + self.config.beta * kl,
+            total: recon + self.kl_weight * kl,
         }
     }
 
@@ -273,7 +277,7 @@ impl<T: Scalar> Network<T> {
         Losses {
             recon,
             kl,
-            total: recon + self.config.beta * kl,
+            total: recon + self.kl_weight * kl,
         }
     }
 
@@ -303,8 +307,13 @@ impl<T: Scalar> Network<T> {
         let heads: Vec<ArrayView2<'_, T>> = ws.head_out.iter().map(|h| top(h, b)).collect();
         let mut dheads: Vec<ArrayViewMut2<'_, T>> =
             ws.dhead_out.iter_mut().map(|d| top_mut(d, b)).collect();
-        ws.latent
-            .backward(&self.config, &heads, top(&ws.dz, b), &mut dheads);
+        ws.latent.backward(
+            &self.config,
+            self.kl_weight,
+            &heads,
+            top(&ws.dz, b),
+            &mut dheads,
+        );
         // Heads, each adding into δ of the trunk output.
         let t = ws.h.len() - 1;
         for (k, head) in self.heads.iter_mut().enumerate() {

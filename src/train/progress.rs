@@ -54,9 +54,12 @@ impl Progress {
         match self.mode {
             Mode::Quiet => {}
             Mode::Lines => {
+                let val = r
+                    .val_loss
+                    .map_or(String::new(), |v| format!(" held-out {v:.4}"));
                 let _ = writeln!(
                     err,
-                    "{} epoch {}/{}: loss {:.4} recon {:.4} kl {:.4} recon/entry {:.5} ({:.2}s)",
+                    "{} epoch {}/{}: loss {:.4} recon {:.4} kl {:.4} recon/entry {:.5}{val} ({:.2}s)",
                     self.label,
                     r.epoch,
                     self.total,
