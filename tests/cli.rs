@@ -405,6 +405,43 @@ fn tsne_cluster_score_chain() {
     ]);
     let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(s["n"], 60);
+    // Leiden on the codes' kNN graph: the resolution bisected to 3 clusters, or given.
+    let leiden = |extra: &[&str]| {
+        let out = work.join("leiden.csv");
+        let mut args = vec![
+            "cluster",
+            "--method",
+            "leiden",
+            "--input",
+            latent.to_str().unwrap(),
+            "--neighbors",
+            "10",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = ok(&args);
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (j, fs::read_to_string(out).unwrap())
+    };
+    let (j, csv) = leiden(&["--k", "3"]);
+    assert_eq!(j["clusters"], 3, "{j}");
+    assert!(j["resolution"].as_f64().unwrap() > 0.0);
+    assert_eq!(csv.lines().count(), 61);
+    assert_eq!(leiden(&["--k", "3"]).1, csv, "same seed, same clusters");
+    let (j, _) = leiden(&["--resolution", "1.0"]);
+    assert_eq!(j["resolution"], 1.0);
+    let o = cellvae(&[
+        "cluster",
+        "--method",
+        "leiden",
+        "--input",
+        latent.to_str().unwrap(),
+        "--out",
+        work.join("x.csv").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("needs --k or --resolution"));
     // UMAP of the same codes: the t-SNE table's layout, and the same bytes for the same seed.
     let umap = |name: &str| {
         let out = work.join(name);

@@ -1,7 +1,8 @@
-//! Evaluation: the PCA baseline, t-SNE, k-means and the clustering scores.
+//! Evaluation: the PCA baseline, t-SNE, UMAP, k-means and Leiden, and the clustering scores.
 
 pub mod kmeans;
 pub mod label_scores;
+pub mod leiden;
 pub mod markers;
 pub mod matching;
 pub mod metrics;

@@ -3,7 +3,6 @@
 //! preprocessing the data, training a model and writing its files, t-SNE options, clusters.
 
 use super::args::DataArgs;
-use crate::analysis::kmeans::{kmeans, KMeansOptions};
 use crate::analysis::metrics::{encode, scores};
 use crate::analysis::tsne::{tsne as run_tsne, Method, TsneOptions};
 use crate::analysis::umap::{umap as run_umap, UmapOptions};
@@ -351,26 +350,6 @@ pub fn umap(a: &UmapArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-/// Flags of `cellvae cluster`.
-#[derive(Args, Debug)]
-pub struct ClusterArgs {
-    /// CSV of points (barcode first)
-    #[arg(long)]
-    pub input: PathBuf,
-    /// Number of clusters
-    #[arg(long)]
-    pub k: usize,
-    /// Restarts; the lowest inertia wins
-    #[arg(long, default_value_t = 100)]
-    pub n_init: usize,
-    /// Seed of the k-means++ seeding
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Output CSV (barcode,cluster)
-    #[arg(long)]
-    pub out: PathBuf,
-}
-
 /// Writes `barcode,cluster`.
 pub fn write_clusters(path: &Path, barcodes: &[String], labels: &[usize]) -> Result<()> {
     write_atomic(path, |w| {
@@ -380,18 +359,6 @@ pub fn write_clusters(path: &Path, barcodes: &[String], labels: &[usize]) -> Res
         }
         Ok(())
     })
-}
-
-/// `cellvae cluster`.
-pub fn cluster(a: &ClusterArgs) -> Result<()> {
-    ensure_parent(&a.out)?;
-    let t = table::read(&a.input)?;
-    let opts = KMeansOptions {
-        n_init: a.n_init,
-        ..KMeansOptions::new(a.k, a.seed)
-    };
-    let r = kmeans(&t.values, &opts)?;
-    write_clusters(&a.out, &t.barcodes, &r.labels)
 }
 
 /// `cellvae score`: one JSON object on stdout.

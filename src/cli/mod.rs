@@ -3,6 +3,7 @@
 //! (clap exits 2 on usage errors).
 
 pub mod args;
+mod cluster;
 mod commands;
 mod markers;
 mod pipeline;
@@ -78,8 +79,8 @@ pub enum Command {
     Tsne(commands::TsneArgs),
     /// UMAP of a table of codes (umap-learn's defaults)
     Umap(commands::UmapArgs),
-    /// k-means of a table of codes or embeddings
-    Cluster(commands::ClusterArgs),
+    /// Clusters of a table of codes or embeddings: k-means, or Leiden on the kNN graph
+    Cluster(cluster::ClusterArgs),
     /// Marker genes of each cluster: Wilcoxon rank-sum against the rest (scanpy's columns)
     Markers(markers::MarkersArgs),
     /// Score predicted clusters against labels (NMI, ARI, homogeneity, completeness)
@@ -141,7 +142,7 @@ pub fn run(cli: Cli) -> crate::Result<()> {
         } => commands::embed(&checkpoint, model.map(Into::into), &data, gamma, seed, &out),
         Command::Tsne(a) => commands::tsne(&a, quiet),
         Command::Umap(a) => commands::umap(&a, quiet),
-        Command::Cluster(a) => commands::cluster(&a),
+        Command::Cluster(a) => cluster::cluster(&a),
         Command::Markers(a) => markers::markers(&a, quiet),
         Command::Score {
             truth,

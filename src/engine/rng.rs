@@ -30,6 +30,8 @@ pub enum Stream {
     Umap = 8,
     /// The validation split and its fixed noise (`crate::train::validation`).
     Validation = 9,
+    /// Leiden's node orders and refinement draws.
+    Leiden = 10,
 }
 
 /// The generator for `which` under the user's `seed`.
