@@ -239,6 +239,7 @@ fn run_is_complete_and_deterministic() {
             "tsne2d.csv",
             "tsne3d.csv",
             "clusters.csv",
+            "leiden.csv",
             "metrics.json",
             "tsne2d.png",
             "tsne3d.png",
@@ -268,8 +269,32 @@ fn run_is_complete_and_deterministic() {
     assert!(raw_counts.is_integer() && raw_counts.matrix.nnz() == x.matrix.nnz());
     let labels = cellvae::io::h5::read_h5ad_labels(&h5ad, "labels").unwrap();
     assert_eq!(labels.entries.len(), 60);
-    let clusters = cellvae::io::h5::read_h5ad_labels(&h5ad, "vae_kmeans").unwrap();
-    assert!(clusters.entries.iter().all(|(_, c)| c.is_some()));
+    for column in ["vae_kmeans", "vae_leiden"] {
+        let clusters = cellvae::io::h5::read_h5ad_labels(&h5ad, column).unwrap();
+        assert!(
+            clusters.entries.iter().all(|(_, c)| c.is_some()),
+            "{column}"
+        );
+    }
+    // Every protocol is scored in summary.csv, which keeps its first columns.
+    let header: Vec<&str> = summary.lines().next().unwrap().split(',').collect();
+    assert_eq!(header[..7], cellvae::report::summary::SUMMARY_COLUMNS[..7]);
+    assert_eq!(header[6], "latent_kmeans_ari");
+    for row in summary.lines().skip(1) {
+        let f: Vec<&str> = row.split(',').collect();
+        let col = |name: &str| f[header.iter().position(|h| *h == name).unwrap()];
+        for name in [
+            "nmi_geometric",
+            "latent_kmeans_nmi",
+            "leiden_nmi",
+            "leiden_ari",
+        ] {
+            // ARI can dip just below 0 (3 epochs barely train the networks).
+            let v: f64 = col(name).parse().unwrap();
+            assert!((-0.5..=1.0).contains(&v), "{name} {v}");
+        }
+        assert_eq!(col("seed"), "42");
+    }
     let mut compared = 0;
     for f in files(&a) {
         let name = f.file_name().unwrap().to_str().unwrap();
@@ -313,8 +338,8 @@ fn run_is_complete_and_deterministic() {
         strip(&b.join("summary.csv"), 7)
     );
     assert_eq!(
-        strip(&a.join("ae/loss.csv"), 5),
-        strip(&c.join("ae/loss.csv"), 5)
+        strip(&a.join("ae/loss.csv"), 6),
+        strip(&c.join("ae/loss.csv"), 6)
     );
 }
 

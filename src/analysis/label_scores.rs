@@ -13,6 +13,9 @@
 //!   distance to the cells of another label (0 for a label of one cell), averaged over cells.
 //! - **kNN purity**: the share of each cell's `k` nearest neighbours (Euclidean, itself
 //!   excluded) that carry its label, averaged over cells.
+//!
+//! And one score that needs no labels: **active units** (Burda et al. 2016), the latent
+//! dimensions whose code varies across cells, `Var_i(code_iu) > 0.01`.
 
 use super::matching::{contingency, max_weight_matching};
 use super::tsne::affinities::knn;
@@ -152,6 +155,19 @@ pub fn silhouette(x: &Array2<f64>, labels: &[usize]) -> f64 {
     per_cell.iter().sum::<f64>() / n as f64
 }
 
+/// Threshold of [`active_units`] on a dimension's variance across cells.
+pub const ACTIVE_VARIANCE: f64 = 0.01;
+
+/// Number of columns of `codes` (one row per cell) whose variance (n denominator) exceeds
+/// [`ACTIVE_VARIANCE`].
+pub fn active_units(codes: &Array2<f64>) -> usize {
+    codes
+        .columns()
+        .into_iter()
+        .filter(|c| c.var(0.0) > ACTIVE_VARIANCE)
+        .count()
+}
+
 /// Mean share of each row's `k` nearest other rows that carry its label.
 pub fn knn_purity(x: &Array2<f64>, labels: &[usize], k: usize) -> f64 {
     let n = x.nrows();
@@ -226,6 +242,16 @@ mod tests {
             (knn_purity(&x, &[0, 0, 1, 1, 1, 1], 2) - (0.5 + 0.5 + 0.0 + 1.0 + 1.0 + 1.0) / 6.0)
                 .abs()
                 < 1e-12
+        );
+    }
+
+    #[test]
+    fn active_units_count_varying_columns() {
+        let codes = ndarray::array![[0.0, 1.0, 5.0], [0.05, -1.0, 5.0], [-0.05, 0.5, 5.0]];
+        assert_eq!(
+            active_units(&codes),
+            1,
+            "only the middle column varies beyond 0.01"
         );
     }
 }

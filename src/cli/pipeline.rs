@@ -13,6 +13,8 @@ use super::run_outputs::{
     centres, more_scores, score_against, write_anndata, write_markers, Embeddings,
 };
 use crate::analysis::kmeans::{kmeans, KMeansOptions};
+use crate::analysis::label_scores::active_units;
+use crate::analysis::leiden::{knn_graph, leiden_k, Iterations, NEIGHBOURS};
 use crate::analysis::pca::pca;
 use crate::analysis::tsne::tsne;
 use crate::analysis::umap::{umap, UmapOptions};
@@ -23,7 +25,7 @@ use crate::io::{labels, table, Dataset};
 use crate::models::{ModelConfig, ModelKind};
 use crate::preprocess::{Prepared, Scaling};
 use crate::report::plots::{self, Clusters};
-use crate::report::summary::{self, ModelOutcome, ReportContext};
+use crate::report::summary::{self, LeidenOutcome, ModelOutcome, ReportContext};
 use crate::train::{EpochRecord, TrainOptions};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -205,8 +207,12 @@ fn evaluate_model(
         tsne_seconds,
         umap_seconds,
         more: None,
+        leiden: None,
+        active_units: active_units(&codes),
+        seed,
     };
     let mut clusters = None;
+    let mut leiden_labels = None;
     if let Some(k) = ctx.k {
         let ko = KMeansOptions {
             n_init: a.n_init,
@@ -222,6 +228,15 @@ fn evaluate_model(
             outcome.more = Some(more_scores(t, &km.labels, &codes, latent.nmi_geometric));
         }
         clusters = Some(km);
+        let g = knn_graph(&codes, NEIGHBOURS);
+        let lk = leiden_k(&g, k, Iterations::UntilStable, seed);
+        write_clusters(&dir.join("leiden.csv"), &d.barcodes, &lk.labels)?;
+        outcome.leiden = Some(LeidenOutcome {
+            scores: ctx.types.map(|t| score_against(t, &lk.labels)),
+            resolution: lk.resolution,
+            clusters: lk.labels.iter().max().map_or(0, |m| m + 1),
+        });
+        leiden_labels = Some(lk.labels);
     }
     if let Some(km) = &clusters {
         write_markers(&dir, &name, d, &km.labels, km.centroids.nrows())?;
@@ -297,6 +312,7 @@ fn evaluate_model(
         tsne: e2.coords,
         umap: umap2,
         clusters: clusters.map(|c| c.labels),
+        leiden: leiden_labels,
     };
     Ok((outcome, embeddings))
 }

@@ -89,6 +89,8 @@ pub(super) struct Embeddings {
     pub tsne: ndarray::Array2<f64>,
     pub umap: ndarray::Array2<f64>,
     pub clusters: Option<Vec<usize>>,
+    /// Leiden(k) on the codes.
+    pub leiden: Option<Vec<usize>>,
 }
 
 /// `cellvae.h5ad`: the matrix as trained on, the counts when there were counts, QC metrics
@@ -129,6 +131,10 @@ pub(super) fn write_anndata(
         if let Some(c) = &m.clusters {
             let values = c.iter().map(|c| Some(c.to_string())).collect();
             obs.push((format!("{}_kmeans", m.name), Column::Categorical(values)));
+        }
+        if let Some(c) = &m.leiden {
+            let values = c.iter().map(|c| Some(c.to_string())).collect();
+            obs.push((format!("{}_leiden", m.name), Column::Categorical(values)));
         }
     }
     let mut obsm = Vec::new();

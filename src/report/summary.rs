@@ -30,6 +30,22 @@ pub struct ModelOutcome {
     pub umap_seconds: f64,
     /// The scores beyond the study's ([`crate::analysis::label_scores`]), when labelled.
     pub more: Option<MoreScores>,
+    /// Leiden on the codes' kNN graph with the resolution bisected to k clusters.
+    pub leiden: Option<LeidenOutcome>,
+    /// Latent dimensions whose code varies across cells (variance > 0.01).
+    pub active_units: usize,
+    /// The training seed of this row.
+    pub seed: u64,
+}
+
+/// The third protocol: Leiden(k) on the codes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LeidenOutcome {
+    /// Against the labels, when there are labels.
+    pub scores: Option<Scores>,
+    pub resolution: f64,
+    /// Clusters found (k, unless no resolution gave k).
+    pub clusters: usize,
 }
 
 /// AMI and matched accuracy of the study's clusters (k-means on the 2-D t-SNE), NMI of
@@ -46,6 +62,11 @@ pub struct MoreScores {
 impl ModelOutcome {
     pub fn final_recon_per_entry(&self) -> Option<f64> {
         self.records.last().map(|r| r.recon_per_entry)
+    }
+
+    /// The held-out loss after the last epoch (with a validation split).
+    pub fn val_loss(&self) -> Option<f64> {
+        self.records.last().and_then(|r| r.val_loss)
     }
 }
 
@@ -65,30 +86,76 @@ fn opt(v: Option<f64>) -> String {
     v.map_or(String::new(), |v| format!("{v:.6}"))
 }
 
-/// `summary.csv`, one row per model.
+/// The columns of `summary.csv`: the study's scores first, then each later addition at the
+/// end, so that readers by position keep working.
+pub const SUMMARY_COLUMNS: &[&str] = &[
+    "model",
+    "nmi_geometric",
+    "nmi_arithmetic",
+    "ari",
+    "homogeneity",
+    "completeness",
+    "latent_kmeans_ari",
+    "train_seconds",
+    "final_recon_per_entry",
+    "ami",
+    "accuracy",
+    "latent_kmeans_nmi",
+    "leiden_nmi",
+    "leiden_ari",
+    "silhouette",
+    "knn_purity",
+    "val_loss",
+    "leiden_resolution",
+    "active_units",
+    "seed",
+];
+
+/// The cells of one `summary.csv` row, in [`SUMMARY_COLUMNS`] order.
+pub fn summary_row(o: &ModelOutcome) -> Vec<String> {
+    let [nmi_g, nmi_a, ari, hom, com, latent_ari] = score_values(o).map(opt);
+    let more = o.more.map_or([None; 5], |m| {
+        [
+            m.ami,
+            m.accuracy,
+            m.latent_kmeans_nmi,
+            m.silhouette,
+            m.knn_purity,
+        ]
+        .map(Some)
+    });
+    let [ami, acc, lnmi, sil, purity] = more.map(opt);
+    let leiden_scores = o.leiden.and_then(|l| l.scores);
+    vec![
+        o.name.clone(),
+        nmi_g,
+        nmi_a,
+        ari,
+        hom,
+        com,
+        latent_ari,
+        format!("{:.3}", o.train_seconds),
+        opt(o.final_recon_per_entry()),
+        ami,
+        acc,
+        lnmi,
+        opt(leiden_scores.map(|s| s.nmi_geometric)),
+        opt(leiden_scores.map(|s| s.ari)),
+        sil,
+        purity,
+        opt(o.val_loss()),
+        opt(o.leiden.map(|l| l.resolution)),
+        o.active_units.to_string(),
+        o.seed.to_string(),
+    ]
+}
+
+/// `summary.csv`, one row per model (and seed).
 pub fn write_summary_csv(path: &Path, outcomes: &[ModelOutcome]) -> Result<()> {
     write_atomic(path, |w| {
-        writeln!(w, "model,nmi_geometric,nmi_arithmetic,ari,homogeneity,completeness,latent_kmeans_ari,train_seconds,final_recon_per_entry,ami,accuracy,latent_kmeans_nmi,silhouette,knn_purity")?;
+        writeln!(w, "{}", SUMMARY_COLUMNS.join(","))?;
         for o in outcomes {
-            let [nmi_g, nmi_a, ari, hom, com, latent_ari] = score_values(o).map(opt);
-            let more = o.more.map_or([None; 5], |m| {
-                [
-                    m.ami,
-                    m.accuracy,
-                    m.latent_kmeans_nmi,
-                    m.silhouette,
-                    m.knn_purity,
-                ]
-                .map(Some)
-            });
-            let [ami, acc, lnmi, sil, purity] = more.map(opt);
-            writeln!(
-                w,
-                "{},{nmi_g},{nmi_a},{ari},{hom},{com},{latent_ari},{:.3},{},{ami},{acc},{lnmi},{sil},{purity}",
-                o.name,
-                o.train_seconds,
-                opt(o.final_recon_per_entry()),
-            )?;
+            writeln!(w, "{}", summary_row(o).join(","))?;
         }
         Ok(())
     })
@@ -120,6 +187,12 @@ pub fn write_metrics_json(path: &Path, o: &ModelOutcome, extra: serde_json::Valu
             "ami": m.ami, "accuracy": m.accuracy, "latent_kmeans_nmi": m.latent_kmeans_nmi,
             "silhouette": m.silhouette, "knn_purity": m.knn_purity,
         })),
+        "leiden": o.leiden.map(|l| json!({
+            "scores": scores_json(&l.scores), "resolution": l.resolution, "clusters": l.clusters,
+        })),
+        "val_loss": o.val_loss(),
+        "active_units": o.active_units,
+        "seed": o.seed,
         "run": extra,
     });
     let text = serde_json::to_string_pretty(&v).unwrap_or_default();
@@ -146,30 +219,50 @@ fn score_cells(o: &ModelOutcome, missing: &str) -> [String; 6] {
     score_values(o).map(|v| v.map_or(missing.to_string(), |v| format!("{v:.3}")))
 }
 
-/// The console table.
+/// NMI (geometric) and ARI of the three protocols, to three decimals (`missing` where a
+/// protocol has no score): the study's (k-means on the 2-D t-SNE), k-means on the codes,
+/// Leiden(k) on the codes' kNN graph.
+fn protocol_cells(o: &ModelOutcome, missing: &str) -> [String; 6] {
+    let leiden = o.leiden.and_then(|l| l.scores);
+    [
+        o.scores.map(|s| s.nmi_geometric),
+        o.scores.map(|s| s.ari),
+        o.latent_scores.map(|s| s.nmi_geometric),
+        o.latent_scores.map(|s| s.ari),
+        leiden.map(|s| s.nmi_geometric),
+        leiden.map(|s| s.ari),
+    ]
+    .map(|v| v.map_or(missing.to_string(), |v| format!("{v:.3}")))
+}
+
+/// The console table: NMI / ARI under each protocol, then training figures.
 pub fn table(outcomes: &[ModelOutcome]) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "{:<6} {:>9} {:>9} {:>7} {:>7} {:>7} {:>11} {:>9} {:>11}",
+        "{:<6} {:>15} {:>15} {:>15} {:>9} {:>11} {:>9}",
         "model",
-        "NMI(geo)",
-        "NMI(ari)",
-        "ARI",
-        "hom",
-        "com",
-        "latent ARI",
+        "t-SNE k-means",
+        "codes k-means",
+        "Leiden(k)",
         "train s",
-        "recon/entry"
+        "recon/entry",
+        "held-out"
     );
     for o in outcomes {
-        let [nmi_g, nmi_a, ari, hom, com, latent_ari] = score_cells(o, "-");
+        let c = protocol_cells(o, "-");
+        let pair = |a: &str, b: &str| format!("{a}/{b}");
         let _ = writeln!(
             t,
-            "{:<6} {nmi_g:>9} {nmi_a:>9} {ari:>7} {hom:>7} {com:>7} {latent_ari:>11} {:>9.1} {:>11}",
+            "{:<6} {:>15} {:>15} {:>15} {:>9.1} {:>11} {:>9}",
             o.name,
+            pair(&c[0], &c[1]),
+            pair(&c[2], &c[3]),
+            pair(&c[4], &c[5]),
             o.train_seconds,
-            o.final_recon_per_entry().map_or("-".into(), |v| format!("{v:.4}")),
+            o.final_recon_per_entry()
+                .map_or("-".into(), |v| format!("{v:.4}")),
+            o.val_loss().map_or("-".into(), |v| format!("{v:.3}")),
         );
     }
     t
@@ -230,6 +323,32 @@ pub fn write_report(path: &Path, outcomes: &[ModelOutcome], ctx: &ReportContext<
             o.train_seconds,
             o.final_recon_per_entry()
                 .map_or("–".into(), |v| format!("{v:.4}")),
+        );
+    }
+    let _ = writeln!(r, "\n## Three protocols\n");
+    let _ = writeln!(r, "NMI (geometric) / ARI against the labels when the clusters come from: the study's protocol (k-means on the 2-D t-SNE), k-means (n_init 100) on the codes, or Leiden on the codes' 15-neighbour graph (UMAP weights) with the resolution bisected until there are k clusters (no labels used). Active units: code dimensions with variance above 0.01 across cells.\n");
+    let _ = writeln!(r, "| model | t-SNE → k-means | codes → k-means | codes → Leiden(k) | Leiden resolution | active units | held-out loss |");
+    let _ = writeln!(r, "|---|---|---|---|---|---|---|");
+    for o in outcomes {
+        let c = protocol_cells(o, "–");
+        let _ = writeln!(
+            r,
+            "| {} | {} / {} | {} / {} | {} / {} | {} | {} | {} |",
+            o.name,
+            c[0],
+            c[1],
+            c[2],
+            c[3],
+            c[4],
+            c[5],
+            o.leiden
+                .map_or("–".into(), |l| if l.clusters == ctx.k.unwrap_or(0) {
+                    format!("{:.4}", l.resolution)
+                } else {
+                    format!("{:.4} ({} clusters)", l.resolution, l.clusters)
+                }),
+            o.active_units,
+            o.val_loss().map_or("–".into(), |v| format!("{v:.4}")),
         );
     }
     let _ = writeln!(r, "\n## Figures\n");
