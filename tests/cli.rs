@@ -772,3 +772,91 @@ fn scaled_hvg_model_embeds_new_cells_the_same_way() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("all are kept"), "{err}");
 }
+
+/// `run --seeds`: one folder per seed, every row in summary.csv with its seed, and
+/// summary_mean.csv holding the mean and sample sd of each column; with a validation split
+/// the held-out loss is filled in.
+#[test]
+fn several_seeds_are_summarised() {
+    let out = scratch("seeds");
+    ok(&[
+        "run",
+        "--data",
+        TINY,
+        "--qc",
+        "none",
+        "--models",
+        "ae,pca",
+        "--seeds",
+        "1,2,3",
+        "--val-fraction",
+        "0.2",
+        "--kl-warmup",
+        "2",
+        "--pca-components",
+        "3",
+        "--epochs",
+        "2",
+        "--hidden",
+        "16,8",
+        "--decoder",
+        "8,16",
+        "--perplexity",
+        "5",
+        "--tsne-iterations",
+        "250",
+        "--n-init",
+        "3",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    for s in 1..=3 {
+        assert!(out.join(format!("seed-{s}/ae/leiden.csv")).is_file());
+        assert!(out.join(format!("seed-{s}/report.md")).is_file());
+    }
+    let pca_codes = fs::read_to_string(out.join("seed-1/pca/latent.csv")).unwrap();
+    assert!(
+        pca_codes.starts_with("barcode,pc1,pc2,pc3\n"),
+        "{pca_codes}"
+    );
+    let summary = fs::read_to_string(out.join("summary.csv")).unwrap();
+    let header: Vec<&str> = summary.lines().next().unwrap().split(',').collect();
+    let rows: Vec<Vec<&str>> = summary
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 6);
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let ae: Vec<&Vec<&str>> = rows.iter().filter(|r| r[0] == "ae").collect();
+    assert_eq!(
+        ae.iter().map(|r| r[col("seed")]).collect::<Vec<_>>(),
+        ["1", "2", "3"]
+    );
+    let nmi: Vec<f64> = ae
+        .iter()
+        .map(|r| r[col("leiden_nmi")].parse().unwrap())
+        .collect();
+    assert!(ae.iter().all(|r| r[col("val_loss")].parse::<f64>().is_ok()));
+    let mean_csv = fs::read_to_string(out.join("summary_mean.csv")).unwrap();
+    let mh: Vec<&str> = mean_csv.lines().next().unwrap().split(',').collect();
+    let ae_mean: Vec<&str> = mean_csv
+        .lines()
+        .find(|l| l.starts_with("ae,"))
+        .unwrap()
+        .split(',')
+        .collect();
+    let at = |name: &str| -> f64 {
+        ae_mean[mh.iter().position(|h| *h == name).unwrap()]
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(ae_mean[1], "3");
+    let m = nmi.iter().sum::<f64>() / 3.0;
+    let sd = (nmi.iter().map(|v| (v - m).powi(2)).sum::<f64>() / 2.0).sqrt();
+    assert!((at("leiden_nmi_mean") - m).abs() < 1e-6);
+    assert!((at("leiden_nmi_sd") - sd).abs() < 1e-6);
+    let report = fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("codes → Leiden(k) NMI"), "{report}");
+}

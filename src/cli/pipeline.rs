@@ -25,10 +25,11 @@ use crate::io::{labels, table, Dataset};
 use crate::models::{ModelConfig, ModelKind};
 use crate::preprocess::{Prepared, Scaling};
 use crate::report::plots::{self, Clusters};
+use crate::report::seeds;
 use crate::report::summary::{self, LeidenOutcome, ModelOutcome, ReportContext};
 use crate::train::{EpochRecord, TrainOptions};
 use clap::{Args, ValueEnum};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// A model of the run: one of the networks, or the PCA baseline.
@@ -89,6 +90,13 @@ pub struct RunArgs {
     /// k-means restarts
     #[arg(long, default_value_t = 100)]
     pub n_init: usize,
+    /// Components of the PCA baseline [default: the networks' latent width]
+    #[arg(long, value_name = "N")]
+    pub pca_components: Option<usize>,
+    /// Train and evaluate every model once per seed (e.g. 1,2,3,4,5): each seed's outputs in
+    /// OUT/seed-<s>/, all rows in OUT/summary.csv, means and sds in OUT/summary_mean.csv
+    #[arg(long, value_delimiter = ',', value_name = "S,S,...")]
+    pub seeds: Vec<u64>,
     /// Output directory
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
@@ -135,6 +143,8 @@ fn load_labels(a: &RunArgs, d: &Dataset, quiet: bool) -> Result<Option<CellTypes
 struct RunContext<'a> {
     args: &'a RunArgs,
     data: &'a Dataset,
+    /// Where this seed's outputs go.
+    out: &'a Path,
     /// The `--scale` transform `data` went through, stored with each network.
     scaling: Option<&'a Scaling>,
     types: Option<&'a CellTypes>,
@@ -155,7 +165,7 @@ fn evaluate_model(
 ) -> Result<(ModelOutcome, Embeddings)> {
     let (a, d, seed) = (ctx.args, ctx.data, ctx.topts.seed);
     let name = model.name().to_string();
-    let dir = a.out.join(&name);
+    let dir = ctx.out.join(&name);
     ensure_dir(&dir)?;
     let t0 = Instant::now();
     let (codes, records, n_params) = match cfg {
@@ -339,7 +349,7 @@ fn write_run_outputs(
         })
         .collect();
     if !score_rows.is_empty() {
-        plots::score_bars(&a.out.join("scores.png"), &score_rows)?;
+        plots::score_bars(&ctx.out.join("scores.png"), &score_rows)?;
     }
     let curves: Vec<(String, Vec<EpochRecord>)> = outcomes
         .iter()
@@ -347,9 +357,9 @@ fn write_run_outputs(
         .map(|o| (o.name.clone(), o.records.clone()))
         .collect();
     if !curves.is_empty() {
-        plots::loss_curves(&a.out.join("losses.png"), &curves)?;
+        plots::loss_curves(&ctx.out.join("losses.png"), &curves)?;
     }
-    summary::write_summary_csv(&a.out.join("summary.csv"), outcomes)?;
+    summary::write_summary_csv(&ctx.out.join("summary.csv"), outcomes)?;
     let command = std::iter::once("cellvae".to_string())
         .chain(std::env::args().skip(1))
         .collect::<Vec<_>>()
@@ -375,9 +385,39 @@ fn write_run_outputs(
         configs: cfg_json,
         total_seconds: started.elapsed().as_secs_f64(),
     };
-    summary::write_report(&a.out.join("report.md"), outcomes, &report)?;
+    summary::write_report(&ctx.out.join("report.md"), outcomes, &report)?;
     println!("{}", summary::table(outcomes));
     Ok(())
+}
+
+/// The top-level `report.md` of a run over several seeds: the mean ± sd table and a link to
+/// each seed's own report.
+fn write_seeds_report(
+    a: &RunArgs,
+    seeds: &[u64],
+    all: &[ModelOutcome],
+    started: Instant,
+) -> Result<()> {
+    let command = std::iter::once("cellvae".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut r = format!(
+        "# cellvae report: {} training seeds\n\nReproduce with:\n\n```\n{command}\n```\n\n\
+         Mean ± sample sd over the seeds {:?} (every random stream of a seed's run follows it; \
+         the validation split does not). Total {:.1} s.\n\n",
+        seeds.len(),
+        seeds,
+        started.elapsed().as_secs_f64()
+    );
+    r.push_str(&seeds::mean_table(all));
+    r.push_str("\nEvery row and seed: `summary.csv`; means and sds of every column: `summary_mean.csv`.\n\n");
+    for s in seeds {
+        r.push_str(&format!(
+            "- seed {s}: [seed-{s}/report.md](seed-{s}/report.md)\n"
+        ));
+    }
+    crate::io::atomic::write_atomic(&a.out.join("report.md"), |w| w.write_all(r.as_bytes()))
 }
 
 /// `cellvae run`.
@@ -414,31 +454,63 @@ pub fn run(a: RunArgs, quiet: bool) -> Result<()> {
             )));
         }
     }
-    let ctx = RunContext {
-        args: &a,
-        data: d,
-        scaling: prep.scaling.as_ref(),
-        types: types.as_ref(),
-        k,
-        topts: &topts,
-        // The PCA baseline has as many components as the networks have latent dimensions.
-        pca_components: a.model.config(ModelKind::Ae)?.latent,
-        quiet,
+    let pca_components = match a.pca_components {
+        Some(0) => return Err(Error::invalid("--pca-components must be at least 1")),
+        Some(c) => c,
+        // As many components as the networks have latent dimensions.
+        None => a.model.config(ModelKind::Ae)?.latent,
     };
-    let (outcomes, embeddings): (Vec<_>, Vec<_>) = plan
-        .iter()
-        .map(|(m, cfg)| evaluate_model(&ctx, *m, cfg.as_ref()))
-        .collect::<Result<Vec<_>>>()?
-        .into_iter()
-        .unzip();
-    write_anndata(
-        &a.out,
-        &prep,
-        types.as_ref(),
-        a.data.hvg.is_some(),
-        &embeddings,
-    )?;
-    write_run_outputs(&ctx, &plan, &prep, &outcomes, started)?;
+    let several = !a.seeds.is_empty();
+    let seeds = if several {
+        a.seeds.clone()
+    } else {
+        vec![topts.seed]
+    };
+    let mut all = Vec::new();
+    for &seed in &seeds {
+        let out = if several {
+            a.out.join(format!("seed-{seed}"))
+        } else {
+            a.out.clone()
+        };
+        ensure_dir(&out)?;
+        let topts = TrainOptions {
+            seed,
+            ..topts.clone()
+        };
+        let ctx = RunContext {
+            args: &a,
+            data: d,
+            out: &out,
+            scaling: prep.scaling.as_ref(),
+            types: types.as_ref(),
+            k,
+            topts: &topts,
+            pca_components,
+            quiet,
+        };
+        let (outcomes, embeddings): (Vec<_>, Vec<_>) = plan
+            .iter()
+            .map(|(m, cfg)| evaluate_model(&ctx, *m, cfg.as_ref()))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .unzip();
+        write_anndata(
+            &out,
+            &prep,
+            types.as_ref(),
+            a.data.hvg.is_some(),
+            &embeddings,
+        )?;
+        write_run_outputs(&ctx, &plan, &prep, &outcomes, started)?;
+        all.extend(outcomes);
+    }
+    if several {
+        summary::write_summary_csv(&a.out.join("summary.csv"), &all)?;
+        seeds::write_summary_mean(&a.out.join("summary_mean.csv"), &all)?;
+        write_seeds_report(&a, &seeds, &all, started)?;
+        println!("{}", seeds::mean_table(&all));
+    }
     if !quiet {
         eprintln!(
             "wrote {} in {:.1}s",

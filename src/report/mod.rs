@@ -2,4 +2,5 @@
 
 pub mod dotplot;
 pub mod plots;
+pub mod seeds;
 pub mod summary;
