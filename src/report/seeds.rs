@@ -43,8 +43,12 @@ fn models(outcomes: &[ModelOutcome]) -> Vec<&str> {
     names
 }
 
-/// Per model and column, the mean and sd over the rows of that model that have a value.
-fn stats(outcomes: &[ModelOutcome]) -> Vec<(String, usize, Vec<Option<(f64, f64)>>)> {
+/// One model's rows summarised: its name, its number of rows, and per averaged column the
+/// mean and sd over the rows that have a value.
+type ModelStats = (String, usize, Vec<Option<(f64, f64)>>);
+
+/// [`ModelStats`] of every model, in order of first appearance.
+fn stats(outcomes: &[ModelOutcome]) -> Vec<ModelStats> {
     models(outcomes)
         .into_iter()
         .map(|m| {
