@@ -32,12 +32,14 @@ pub mod gaussian_kl;
 pub mod gemm;
 pub mod gradcheck;
 pub mod mse;
+pub mod nb;
 pub mod output_mse;
 pub mod relu;
 pub mod reparam;
 pub mod rng;
 pub mod scalar;
 pub mod sparse_dense;
+pub mod special;
 pub mod spike_slab;
 pub mod vsc_kl;
 
