@@ -860,3 +860,73 @@ fn several_seeds_are_summarised() {
     let report = fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("codes → Leiden(k) NMI"), "{report}");
 }
+
+/// `--likelihood nb`: trains on integer counts (the checkpoint carries `px_r`, one value per
+/// gene, and a held-out loss is reported), and non-integer input is a clear error.
+#[test]
+fn nb_likelihood_trains_on_counts_only() {
+    let work = scratch("nb");
+    let out = work.join("vsc");
+    ok(&[
+        "train",
+        "--model",
+        "vsc",
+        "--data",
+        TINY,
+        "--qc",
+        "none",
+        "--likelihood",
+        "nb",
+        "--val-fraction",
+        "0.2",
+        "--epochs",
+        "3",
+        "--hidden",
+        "8,4",
+        "--decoder",
+        "4,8",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let (net, meta) = cellvae::train::checkpoint::load(&out.join("model.safetensors")).unwrap();
+    assert_eq!(meta.config.likelihood, cellvae::models::Likelihood::Nb);
+    let px_r = net
+        .state_dict()
+        .into_iter()
+        .find(|t| t.0 == "px_r")
+        .unwrap();
+    assert_eq!(px_r.1, vec![net.n_genes]);
+    let loss = fs::read_to_string(out.join("loss.csv")).unwrap();
+    let last: Vec<&str> = loss.lines().last().unwrap().split(',').collect();
+    assert!(
+        last[5].parse::<f64>().unwrap() > 0.0,
+        "held-out loss: {loss}"
+    );
+    // Normalized (non-integer) input cannot feed a count likelihood.
+    let csv = work.join("normalized.csv");
+    fs::write(
+        &csv,
+        "barcode,g1,g2,g3\nc1,0.5,1.25,0\nc2,2.5,0,1.5\nc3,0,0.75,2\n",
+    )
+    .unwrap();
+    let o = cellvae(&[
+        "train",
+        "--model",
+        "ae",
+        "--data",
+        csv.to_str().unwrap(),
+        "--likelihood",
+        "nb",
+        "--epochs",
+        "1",
+        "--out",
+        work.join("bad").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("needs integer counts"),
+        "{err}"
+    );
+    assert!(!work.join("bad/model.safetensors").exists());
+}

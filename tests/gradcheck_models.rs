@@ -18,7 +18,7 @@ use cellvae::csr::Csr;
 use cellvae::engine::adam::Parameters;
 use cellvae::engine::gradcheck::{max_error, numeric_gradient, TOLERANCE};
 use cellvae::engine::rng::{stream, Stream};
-use cellvae::models::{ModelConfig, ModelKind, Network, Noise, Preset};
+use cellvae::models::{Likelihood, ModelConfig, ModelKind, Network, Noise, Preset};
 use rand::Rng;
 
 mod common;
@@ -228,5 +228,78 @@ fn preset_parameter_counts_match_the_spec() {
     for k in ModelKind::ALL {
         let n = count(k, Preset::Paper);
         assert!((3_520_000..3_540_000).contains(&n), "{k:?}: {n}");
+    }
+}
+
+/// Integer counts for the NB models: mostly zeros, small counts, one count of 60.
+fn counts(cells: usize, seed: u64) -> Csr<f64> {
+    let mut rng = stream(seed, Stream::Shuffle);
+    let mut m = Csr::with_cols(GENES);
+    for i in 0..cells {
+        let (mut c, mut v) = (Vec::new(), Vec::new());
+        for j in 0..GENES {
+            if rng.random::<f64>() < 0.45 {
+                c.push(j as u32);
+                v.push(if (i, j) == (1, 2) {
+                    60.0
+                } else {
+                    rng.random_range(1..6) as f64
+                });
+            }
+        }
+        m.push_row(&c, &v);
+    }
+    m
+}
+
+/// The three models with the negative-binomial decoder (`--likelihood nb`): every tensor,
+/// `px_r` included, against finite differences of [`Network::forward_nb`], on a full batch
+/// and a partial one.
+#[test]
+fn gradcheck_nb_models() {
+    for kind in ModelKind::ALL {
+        let mut cfg = small(kind, Preset::Paper);
+        cfg.likelihood = Likelihood::Nb;
+        let mut net = Network::<f64>::new(cfg.clone(), GENES, SEED).unwrap();
+        // A spread of dispersions, so that θ is not the same everywhere.
+        if let Some(d) = &mut net.dispersion {
+            d.log_theta
+                .iter_mut()
+                .enumerate()
+                .for_each(|(g, r)| *r = -2.0 + 0.5 * g as f64);
+        }
+        let mut ws = net.workspace(CELLS, true);
+        for (cells, seed) in [(CELLS, 99), (PARTIAL, 98)] {
+            let (x, y) = (batch(cells, seed), counts(cells, seed));
+            let noise = Noise::draw(&mut stream(4, Stream::Noise), kind, cells, cfg.latent);
+            let losses = net.train_step_nb(&mut ws, &x, &y, &noise, cfg.vsc_c);
+            assert!(losses.recon.is_finite() && losses.recon > 0.0);
+            let tensors = params(&mut net);
+            let names = net.state_dict();
+            assert_eq!(names.last().unwrap().0, "px_r");
+            for (t, (values, analytic)) in tensors.iter().enumerate() {
+                let numeric = numeric_gradient(
+                    values.len(),
+                    |_| H,
+                    |i, d| {
+                        nudge(&mut net, t, i, d);
+                        let v = net.forward_nb(&mut ws, &x, &y, &noise, cfg.vsc_c).total;
+                        nudge(&mut net, t, i, -d);
+                        v
+                    },
+                );
+                let err = max_error(analytic, &numeric);
+                assert!(
+                    analytic.iter().any(|&g| g != 0.0),
+                    "{kind:?} NB batch of {cells} {}: all-zero gradient",
+                    names[t].0
+                );
+                assert!(
+                    err < TOLERANCE,
+                    "{kind:?} NB batch of {cells} {}: error {err:e}",
+                    names[t].0
+                );
+            }
+        }
     }
 }

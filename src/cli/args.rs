@@ -2,7 +2,7 @@
 //! takes, and the model flags (each preset value can be overridden).
 
 use crate::engine::{Activation, Reduction};
-use crate::models::{ModelConfig, ModelKind, Preset};
+use crate::models::{Likelihood, ModelConfig, ModelKind, Preset};
 use crate::preprocess::{HvgFlavor, Normalize, PrepOptions, QcMode, QcThresholds};
 use crate::train::TrainOptions;
 use clap::{Args, ValueEnum};
@@ -43,6 +43,14 @@ pub enum ModelArg {
     Ae,
     Vae,
     Vsc,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LikelihoodArg {
+    /// Squared error on the input values (the study's)
+    Mse,
+    /// Negative binomial on the raw counts of the kept genes (scVI's decoder)
+    Nb,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -237,6 +245,9 @@ pub struct ModelArgs {
     /// Activation on the AE code [default: relu (paper), none (seed-code)]
     #[arg(long, value_enum)]
     pub code_activation: Option<ActivationArg>,
+    /// Reconstruction likelihood [default: mse]
+    #[arg(long, value_enum)]
+    pub likelihood: Option<LikelihoodArg>,
     /// Loss reduction over the batch [default: mean (paper), sum (seed-code)]
     #[arg(long, value_enum)]
     pub reduction: Option<ReductionArg>,
@@ -313,6 +324,12 @@ impl ModelArgs {
             c.vsc_alpha = v;
         }
         c.vsc_c_schedule = self.vsc_c_schedule;
+        if let Some(l) = self.likelihood {
+            c.likelihood = match l {
+                LikelihoodArg::Mse => Likelihood::Mse,
+                LikelihoodArg::Nb => Likelihood::Nb,
+            };
+        }
         c.validate()?;
         Ok(c)
     }

@@ -9,10 +9,10 @@ use crate::analysis::umap::{umap as run_umap, UmapOptions};
 use crate::error::{Error, Result};
 use crate::io::align::{to_gene_order, GeneOrder};
 use crate::io::atomic::{ensure_dir, ensure_parent, write_atomic};
-use crate::io::{labels, read_dataset, table, tenx, Dataset};
+use crate::io::{labels, read_dataset, table, tenx};
 use crate::models::codes::{self, Codes};
-use crate::models::{ModelConfig, ModelKind, Network};
-use crate::preprocess::{prepare, Prepared, Scaling};
+use crate::models::{Likelihood, ModelConfig, ModelKind, Network};
+use crate::preprocess::{prepare, Prepared};
 use crate::train::checkpoint::{self, CheckpointMeta};
 use crate::train::progress::Progress;
 use crate::train::{self as training, EpochRecord, TrainOptions};
@@ -47,21 +47,33 @@ pub struct Fitted {
     pub codes: Codes,
 }
 
-/// Trains one network on `data` and writes `model.safetensors`, `loss.csv` and `latent.csv`
-/// into `out`.
+/// Trains one network on the prepared data (and, for the NB likelihood, its raw counts) and
+/// writes `model.safetensors`, `loss.csv` and `latent.csv` into `out`.
 pub fn fit_and_write(
-    data: &Dataset,
-    scaling: Option<&Scaling>,
+    prep: &Prepared,
     cfg: ModelConfig,
     topts: &TrainOptions,
     gamma: bool,
     out: &Path,
     quiet: bool,
 ) -> Result<Fitted> {
+    let data = &prep.data;
+    if cfg.likelihood == Likelihood::Nb && prep.counts.is_none() {
+        return Err(Error::invalid(
+            "--likelihood nb needs integer counts, but the input holds non-integer values \
+             (already normalized?); give the raw counts or use --likelihood mse",
+        ));
+    }
     let mut net = Network::<f32>::new(cfg.clone(), data.n_genes(), topts.seed)?;
     let mut progress = Progress::new(cfg.kind.name(), quiet);
     let started = Instant::now();
-    let records = training::train(&mut net, &data.matrix, topts, &mut progress)?;
+    let records = training::train_nb(
+        &mut net,
+        &data.matrix,
+        prep.counts.as_ref(),
+        topts,
+        &mut progress,
+    )?;
     let seconds = started.elapsed().as_secs_f64();
     let meta = CheckpointMeta {
         config: cfg,
@@ -72,7 +84,7 @@ pub fn fit_and_write(
         epochs: topts.epochs,
         batch_size: topts.batch_size,
         lr: topts.lr,
-        scaling: scaling.cloned(),
+        scaling: prep.scaling.clone(),
     };
     checkpoint::save(&out.join("model.safetensors"), &net, &meta)?;
     training::write_loss_csv(&out.join("loss.csv"), &records)?;
@@ -136,15 +148,7 @@ pub fn train(
     let topts = margs.train_options()?;
     ensure_dir(out)?;
     let prep = load_prepared(data, quiet)?;
-    let fitted = fit_and_write(
-        &prep.data,
-        prep.scaling.as_ref(),
-        cfg,
-        &topts,
-        gamma,
-        out,
-        quiet,
-    )?;
+    let fitted = fit_and_write(&prep, cfg, &topts, gamma, out, quiet)?;
     if !quiet {
         eprintln!(
             "trained {} in {:.1}s; final reconstruction per entry {:.5}; wrote {}",

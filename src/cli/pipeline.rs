@@ -23,7 +23,7 @@ use crate::io::align::{cell_types, CellTypes};
 use crate::io::atomic::ensure_dir;
 use crate::io::{labels, table, Dataset};
 use crate::models::{ModelConfig, ModelKind};
-use crate::preprocess::{Prepared, Scaling};
+use crate::preprocess::Prepared;
 use crate::report::plots::{self, Clusters};
 use crate::report::seeds;
 use crate::report::summary::{self, LeidenOutcome, ModelOutcome, ReportContext};
@@ -145,8 +145,8 @@ struct RunContext<'a> {
     data: &'a Dataset,
     /// Where this seed's outputs go.
     out: &'a Path,
-    /// The `--scale` transform `data` went through, stored with each network.
-    scaling: Option<&'a Scaling>,
+    /// The prepared input (`data` is its matrix), with the counts and the scaling.
+    prep: &'a Prepared,
     types: Option<&'a CellTypes>,
     /// Number of clusters, when there are labels or `--k`.
     k: Option<usize>,
@@ -176,15 +176,7 @@ fn evaluate_model(
             (p.scores, Vec::new(), None)
         }
         Some(cfg) => {
-            let f = fit_and_write(
-                d,
-                ctx.scaling,
-                cfg.clone(),
-                ctx.topts,
-                false,
-                &dir,
-                ctx.quiet,
-            )?;
+            let f = fit_and_write(ctx.prep, cfg.clone(), ctx.topts, false, &dir, ctx.quiet)?;
             let n_params = f.net.n_params();
             (f.codes.values, f.records, Some(n_params))
         }
@@ -482,7 +474,7 @@ pub fn run(a: RunArgs, quiet: bool) -> Result<()> {
             args: &a,
             data: d,
             out: &out,
-            scaling: prep.scaling.as_ref(),
+            prep: &prep,
             types: types.as_ref(),
             k,
             topts: &topts,

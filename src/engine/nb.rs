@@ -33,7 +33,7 @@
 use super::special::{digamma, ln_gamma};
 use super::{Reduction, Scalar};
 use crate::csr::Csr;
-use ndarray::{ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{Array1, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
 /// Rows per parallel block.
@@ -41,6 +41,27 @@ pub const ROWS: usize = 8;
 
 /// Counts below this use the exact finite sums.
 const SUM_BELOW: f64 = 32.0;
+
+/// The per-gene log inverse dispersion `r` (scVI's `px_r`) and its gradient.
+#[derive(Clone, Debug)]
+pub struct Dispersion<T> {
+    pub log_theta: Array1<T>,
+    pub dlog_theta: Array1<T>,
+}
+
+impl<T: Scalar> Dispersion<T> {
+    /// `r = 0` (θ = 1) for `genes` genes.
+    pub fn new(genes: usize) -> Self {
+        Dispersion {
+            log_theta: Array1::zeros(genes),
+            dlog_theta: Array1::zeros(genes),
+        }
+    }
+
+    pub fn zero_grad(&mut self) {
+        self.dlog_theta.fill(T::zero());
+    }
+}
 
 /// Where the gradients go.
 pub struct NbGrads<'a, T> {

@@ -54,6 +54,33 @@ impl ModelKind {
     }
 }
 
+/// The reconstruction term of the loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Likelihood {
+    /// Squared error on the input values (the study's).
+    Mse,
+    /// Negative-binomial likelihood of the raw counts of the kept genes, scVI's decoder
+    /// ([`crate::engine::nb`]): adds one parameter per gene, its log inverse dispersion.
+    Nb,
+}
+
+impl Likelihood {
+    pub fn name(self) -> &'static str {
+        match self {
+            Likelihood::Mse => "mse",
+            Likelihood::Nb => "nb",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "mse" => Some(Likelihood::Mse),
+            "nb" => Some(Likelihood::Nb),
+            _ => None,
+        }
+    }
+}
+
 /// The architecture presets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Preset {
@@ -112,6 +139,8 @@ pub struct ModelConfig {
     pub vsc_alpha: f64,
     /// Raise c linearly from 50 to 200 over training (the VSC paper's schedule).
     pub vsc_c_schedule: bool,
+    /// The reconstruction term.
+    pub likelihood: Likelihood,
 }
 
 impl ModelConfig {
@@ -161,6 +190,7 @@ impl ModelConfig {
             vsc_c: 50.0,
             vsc_alpha: 0.5,
             vsc_c_schedule: false,
+            likelihood: Likelihood::Mse,
         }
     }
 
@@ -212,6 +242,9 @@ impl ModelConfig {
         for w in widths.windows(2) {
             total = total.checked_add(linear(w[0], w[1])?)?;
         }
+        if self.likelihood == Likelihood::Nb {
+            total = total.checked_add(n_genes)?;
+        }
         Some(total)
     }
 
@@ -240,6 +273,7 @@ impl ModelConfig {
             "vsc_c": self.vsc_c,
             "vsc_alpha": self.vsc_alpha,
             "vsc_c_schedule": self.vsc_c_schedule,
+            "likelihood": self.likelihood.name(),
         })
     }
 
@@ -268,6 +302,11 @@ impl ModelConfig {
             vsc_c: f("vsc_c")?,
             vsc_alpha: f("vsc_alpha")?,
             vsc_c_schedule: v.get("vsc_c_schedule")?.as_bool()?,
+            // Checkpoints written before the NB decoder existed are MSE models.
+            likelihood: match s("likelihood") {
+                None => Likelihood::Mse,
+                Some(l) => Likelihood::parse(l)?,
+            },
         })
     }
 }
@@ -291,9 +330,11 @@ mod tests {
     fn json_round_trip_and_validation() {
         for kind in ModelKind::ALL {
             for preset in [Preset::Paper, Preset::SeedCode] {
-                let c = ModelConfig::preset(kind, preset);
+                let mut c = ModelConfig::preset(kind, preset);
                 assert_eq!(ModelConfig::from_json(&c.to_json()), Some(c.clone()));
                 assert!(c.validate().is_ok());
+                c.likelihood = Likelihood::Nb;
+                assert_eq!(ModelConfig::from_json(&c.to_json()), Some(c.clone()));
             }
         }
         let mut bad = ModelConfig::preset(ModelKind::Vae, Preset::Paper);

@@ -4,10 +4,11 @@ pub mod codes;
 pub mod config;
 pub mod latent;
 pub mod network;
+mod network_nb;
 pub mod params;
 pub mod workspace;
 
-pub use config::{ModelConfig, ModelKind, Preset};
+pub use config::{Likelihood, ModelConfig, ModelKind, Preset};
 pub use latent::Noise;
 pub use network::{Losses, Network};
 pub use workspace::Workspace;

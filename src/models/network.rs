@@ -17,11 +17,12 @@
 //! and the loss replaced by [`output_mse`] (same math, no `B × d` arrays); `forward` and
 //! `backward` keep the layer-by-layer form, the reference the tests hold it to.
 
-use super::config::{ModelConfig, ModelKind};
+use super::config::{Likelihood, ModelConfig, ModelKind};
 use super::latent::Noise;
 use super::workspace::{top, top_mut, Widths, Workspace};
 use crate::csr::Csr;
 use crate::engine::dense::Dense;
+use crate::engine::nb::Dispersion;
 use crate::engine::output_mse;
 use crate::engine::relu::act_backward;
 use crate::engine::rng::{stream, Stream};
@@ -49,6 +50,8 @@ pub struct Network<T> {
     pub trunk: Vec<Dense<T>>,
     pub heads: Vec<Head<T>>,
     pub decoder: Vec<Dense<T>>,
+    /// The NB decoder's per-gene dispersion (`--likelihood nb`; see `network_nb.rs`).
+    pub dispersion: Option<Dispersion<T>>,
     /// The KL weight of the next steps: `config.beta`, except while training warms it up
     /// (`crate::train::TrainOptions::kl_warmup`). Not a parameter; not saved.
     pub kl_weight: f64,
@@ -111,7 +114,9 @@ impl<T: Scalar> Network<T> {
             .windows(2)
             .map(|w| Dense::new(w[0], w[1], rng))
             .collect();
+        let dispersion = (config.likelihood == Likelihood::Nb).then(|| Dispersion::new(n_genes));
         Ok(Network {
+            dispersion,
             kl_weight: config.beta,
             config,
             n_genes,
@@ -182,7 +187,7 @@ impl<T: Scalar> Network<T> {
 
     /// Decoder forward from `ws.z` through its first `layers` layers (all of them: to
     /// `x̂ = ws.dec.last()`).
-    fn decode(&self, ws: &mut Workspace<T>, b: usize, layers: usize) {
+    pub(super) fn decode(&self, ws: &mut Workspace<T>, b: usize, layers: usize) {
         let last = self.decoder.len() - 1;
         for (k, layer) in self.decoder.iter().enumerate().take(layers) {
             let act = if k == last {
@@ -202,6 +207,11 @@ impl<T: Scalar> Network<T> {
 
     /// Forward pass and loss for a batch, with the given sampling noise and VSC sharpness `c`.
     pub fn forward(&self, ws: &mut Workspace<T>, x: &Csr<T>, noise: &Noise<T>, c: f64) -> Losses {
+        debug_assert_eq!(
+            self.config.likelihood,
+            Likelihood::Mse,
+            "NB: use forward_nb"
+        );
         let b = x.n_rows;
         ws.ensure_reconstruction();
         self.encode(ws, x);
@@ -284,7 +294,7 @@ impl<T: Scalar> Network<T> {
     /// The backward pass from the output gradient of decoder layer `layers − 1` (already in
     /// `ws.ddec`) down to the first layer.
     /// Needs `ws.batch_t`, the transpose of the batch.
-    fn backward_from_decoder(&mut self, ws: &mut Workspace<T>, b: usize, layers: usize) {
+    pub(super) fn backward_from_decoder(&mut self, ws: &mut Workspace<T>, b: usize, layers: usize) {
         let last = self.decoder.len() - 1;
         // Decoder, top layer first, down to δz.
         for k in (0..layers).rev() {
@@ -370,7 +380,13 @@ impl<T: Scalar> Network<T> {
     }
 
     /// The latent stage's forward from the heads' outputs into `ws.z`; returns the KL.
-    fn latent_forward(&self, ws: &mut Workspace<T>, noise: &Noise<T>, c: f64, b: usize) -> f64 {
+    pub(super) fn latent_forward(
+        &self,
+        ws: &mut Workspace<T>,
+        noise: &Noise<T>,
+        c: f64,
+        b: usize,
+    ) -> f64 {
         let heads: Vec<ArrayView2<'_, T>> = ws.head_out.iter().map(|h| top(h, b)).collect();
         ws.latent
             .forward(&self.config, &heads, noise, c, top_mut(&mut ws.z, b))
@@ -387,5 +403,8 @@ impl<T: Scalar> Network<T> {
             head.out.zero_grad();
         }
         self.decoder.iter_mut().for_each(Dense::zero_grad);
+        if let Some(d) = &mut self.dispersion {
+            d.zero_grad();
+        }
     }
 }

@@ -53,6 +53,11 @@ impl<T: Scalar> Network<T> {
             ));
             out.push((format!("{name}.bias"), vec![layer.n_out()], b.to_vec()));
         }
+        if let Some(d) = &self.dispersion {
+            // scVI's name for the per-gene log inverse dispersion.
+            let r = if grads { &d.dlog_theta } else { &d.log_theta };
+            out.push(("px_r".into(), vec![r.len()], r.to_vec()));
+        }
         out
     }
 
@@ -119,6 +124,12 @@ impl<T: Scalar> Network<T> {
                 .copy_from_slice(values[k + 1]);
             k += 2;
         }
+        if let Some(d) = &mut self.dispersion {
+            d.log_theta
+                .as_slice_mut()
+                .expect("standard layout")
+                .copy_from_slice(values[k]);
+        }
         Ok(())
     }
 
@@ -154,6 +165,12 @@ impl<T: Scalar> Parameters<T> for Network<T> {
             f(
                 layer.bias.as_slice_mut().expect("standard layout"),
                 layer.dbias.as_slice().expect("standard layout"),
+            );
+        }
+        if let Some(d) = &mut self.dispersion {
+            f(
+                d.log_theta.as_slice_mut().expect("standard layout"),
+                d.dlog_theta.as_slice().expect("standard layout"),
             );
         }
     }

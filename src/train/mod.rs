@@ -10,7 +10,7 @@ use crate::csr::Csr;
 use crate::engine::adam::Adam;
 use crate::engine::rng::{stream, Stream};
 use crate::error::{Error, Result};
-use crate::models::{Network, Noise};
+use crate::models::{Likelihood, Network, Noise};
 use progress::Progress;
 use rand::seq::SliceRandom;
 use std::time::Instant;
@@ -96,14 +96,41 @@ pub struct EpochRecord {
 }
 
 /// Trains `net` on the rows of `x` (less the held-out cells of `opts.val_fraction`) and
-/// returns one record per epoch.
+/// returns one record per epoch. For a network with the NB decoder use [`train_nb`].
 pub fn train(
     net: &mut Network<f32>,
     x: &Csr<f32>,
     opts: &TrainOptions,
     progress: &mut Progress,
 ) -> Result<Vec<EpochRecord>> {
+    train_nb(net, x, None, opts, progress)
+}
+
+/// [`train`], with the raw counts of the same cells and genes as the reconstruction target
+/// when the network's likelihood is NB (`counts` is required then, and ignored otherwise).
+pub fn train_nb(
+    net: &mut Network<f32>,
+    x: &Csr<f32>,
+    counts: Option<&Csr<f32>>,
+    opts: &TrainOptions,
+    progress: &mut Progress,
+) -> Result<Vec<EpochRecord>> {
     opts.validate()?;
+    let counts = match (net.config.likelihood, counts) {
+        (Likelihood::Mse, _) => None,
+        (Likelihood::Nb, None) => {
+            return Err(Error::invalid(
+                "the NB likelihood needs the raw counts of the training cells",
+            ))
+        }
+        (Likelihood::Nb, Some(c)) if (c.n_rows, c.n_cols) != (x.n_rows, x.n_cols) => {
+            return Err(Error::data(format!(
+                "the counts are {} × {}, the input {} × {}",
+                c.n_rows, c.n_cols, x.n_rows, x.n_cols
+            )))
+        }
+        (Likelihood::Nb, Some(c)) => Some(c),
+    };
     if x.n_rows == 0 {
         return Err(Error::data("no cells to train on"));
     }
@@ -116,14 +143,15 @@ pub fn train(
     let split = (opts.val_fraction > 0.0).then(|| validation::split(x.n_rows, opts.val_fraction));
     let held_out = split
         .as_ref()
-        .map(|s| validation::HeldOut::new(x, &s.val, net));
-    let train_rows;
-    let x = match &split {
+        .map(|s| validation::HeldOut::new(x, counts, &s.val, net));
+    let (train_rows, train_counts);
+    let (x, counts) = match &split {
         Some(s) => {
             train_rows = x.select_rows(&s.train);
-            &train_rows
+            train_counts = counts.map(|c| c.select_rows(&s.train));
+            (&train_rows, train_counts.as_ref())
         }
-        None => x,
+        None => (x, counts),
     };
     let n = x.n_rows;
     let cfg = net.config.clone();
@@ -134,6 +162,7 @@ pub fn train(
     let mut noise_rng = stream(opts.seed, Stream::Noise);
     let mut order: Vec<usize> = (0..n).collect();
     let mut batch = Csr::with_cols(x.n_cols);
+    let mut count_batch = Csr::with_cols(x.n_cols);
     let batches_per_epoch = n.div_ceil(b_max);
     let total_steps = batches_per_epoch * opts.epochs;
     let mut records = Vec::with_capacity(opts.epochs);
@@ -148,7 +177,10 @@ pub fn train(
             x.gather_rows_into(rows, &mut batch);
             let noise = Noise::draw(&mut noise_rng, cfg.kind, b, cfg.latent);
             let c = cfg.c_at((epoch - 1) * batches_per_epoch + k, total_steps);
-            let losses = if opts.unfused_output {
+            let losses = if let Some(counts) = counts {
+                counts.gather_rows_into(rows, &mut count_batch);
+                net.train_step_nb(&mut ws, &batch, &count_batch, &noise, c)
+            } else if opts.unfused_output {
                 let losses = net.forward(&mut ws, &batch, &noise, c);
                 net.backward(&mut ws, &batch);
                 losses

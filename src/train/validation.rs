@@ -39,18 +39,21 @@ pub fn split(n: usize, fraction: f64) -> Split {
 /// The held-out cells with their fixed noise.
 pub struct HeldOut {
     pub x: Csr<f32>,
+    /// Their raw counts, for the NB likelihood.
+    pub counts: Option<Csr<f32>>,
     noise: Noise<f32>,
 }
 
 impl HeldOut {
-    /// The rows `val` of `x`, and one noise draw for them.
-    pub fn new(x: &Csr<f32>, val: &[usize], net: &Network<f32>) -> Self {
+    /// The rows `val` of `x` (and of `counts`), and one noise draw for them.
+    pub fn new(x: &Csr<f32>, counts: Option<&Csr<f32>>, val: &[usize], net: &Network<f32>) -> Self {
         let cfg = &net.config;
         // Sub-stream 1: the split itself uses sub-stream 0.
         let mut rng = substream(SPLIT_SEED, Stream::Validation, 1);
         let noise = Noise::draw(&mut rng, cfg.kind, val.len(), cfg.latent);
         HeldOut {
             x: x.select_rows(val),
+            counts: counts.map(|c| c.select_rows(val)),
             noise,
         }
     }
@@ -62,13 +65,20 @@ impl HeldOut {
         let b_max = batch.min(n).max(1);
         let mut ws = net.workspace(b_max, true);
         let mut rows = Csr::with_cols(self.x.n_cols);
+        let mut count_rows = Csr::with_cols(self.x.n_cols);
         let (mut recon, mut kl) = (0.0f64, 0.0f64);
         for start in (0..n).step_by(b_max) {
             let end = (start + b_max).min(n);
             let idx: Vec<usize> = (start..end).collect();
             self.x.gather_rows_into(&idx, &mut rows);
             let noise = self.noise.rows(start, end);
-            let l = net.forward(&mut ws, &rows, &noise, c);
+            let l = match &self.counts {
+                Some(counts) => {
+                    counts.gather_rows_into(&idx, &mut count_rows);
+                    net.forward_nb(&mut ws, &rows, &count_rows, &noise, c)
+                }
+                None => net.forward(&mut ws, &rows, &noise, c),
+            };
             let undo = 1.0 / net.config.reduction.factor(end - start);
             recon += l.recon * undo;
             kl += l.kl * undo;
