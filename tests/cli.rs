@@ -338,8 +338,8 @@ fn run_is_complete_and_deterministic() {
         strip(&b.join("summary.csv"), 7)
     );
     assert_eq!(
-        strip(&a.join("ae/loss.csv"), 6),
-        strip(&c.join("ae/loss.csv"), 6)
+        strip(&a.join("ae/loss.csv"), 7),
+        strip(&c.join("ae/loss.csv"), 7)
     );
 }
 

@@ -281,6 +281,17 @@ pub struct ModelArgs {
     /// run on the same cells) and report the held-out loss per epoch [default: 0]
     #[arg(long, value_name = "F")]
     pub val_fraction: Option<f64>,
+    /// DEC/IDEC head on the code with this weight γ on its loss (0: none); its centroids
+    /// start from k-means on the codes when the DEC phase begins
+    #[arg(long, value_name = "GAMMA")]
+    pub dec: Option<f64>,
+    /// Number of DEC clusters [default for run: k, the number of labelled types or --k]
+    #[arg(long, value_name = "K")]
+    pub dec_clusters: Option<usize>,
+    /// The DEC phase: the last this many epochs (it stops early once under 0.1% of the
+    /// cells change cluster between epochs)
+    #[arg(long, value_name = "EPOCHS", default_value_t = 50)]
+    pub dec_epochs: usize,
     /// Seed of every random stream (init, shuffles, noise, t-SNE, k-means)
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -324,6 +335,10 @@ impl ModelArgs {
             c.vsc_alpha = v;
         }
         c.vsc_c_schedule = self.vsc_c_schedule;
+        if let Some(g) = self.dec.filter(|&g| g > 0.0) {
+            c.dec_weight = g;
+            c.dec_clusters = self.dec_clusters.unwrap_or(0);
+        }
         if let Some(l) = self.likelihood {
             c.likelihood = match l {
                 LikelihoodArg::Mse => Likelihood::Mse,
@@ -349,6 +364,11 @@ impl ModelArgs {
             unfused_output: self.unfused_output,
             kl_warmup: self.kl_warmup,
             val_fraction: self.val_fraction.unwrap_or(0.0),
+            dec_epochs: if self.dec.is_some_and(|g| g > 0.0) {
+                self.dec_epochs.min(self.epochs)
+            } else {
+                0
+            },
         };
         t.validate()?;
         Ok(t)

@@ -3,6 +3,7 @@
 //! preprocessing the data, training a model and writing its files, t-SNE options, clusters.
 
 use super::args::DataArgs;
+use crate::analysis::kmeans::{kmeans, KMeansOptions};
 use crate::analysis::metrics::{encode, scores};
 use crate::analysis::tsne::{tsne as run_tsne, Method, TsneOptions};
 use crate::analysis::umap::{umap as run_umap, UmapOptions};
@@ -15,7 +16,7 @@ use crate::models::{Likelihood, ModelConfig, ModelKind, Network};
 use crate::preprocess::{prepare, Prepared};
 use crate::train::checkpoint::{self, CheckpointMeta};
 use crate::train::progress::Progress;
-use crate::train::{self as training, EpochRecord, TrainOptions};
+use crate::train::{self as training, EpochRecord, TrainInputs, TrainOptions};
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -64,16 +65,27 @@ pub fn fit_and_write(
              (already normalized?); give the raw counts or use --likelihood mse",
         ));
     }
+    if cfg.dec_weight > 0.0 && cfg.dec_clusters == 0 {
+        return Err(Error::invalid(
+            "--dec needs a number of clusters: --dec-clusters K (run: labels or --k)",
+        ));
+    }
     let mut net = Network::<f32>::new(cfg.clone(), data.n_genes(), topts.seed)?;
     let mut progress = Progress::new(cfg.kind.name(), quiet);
     let started = Instant::now();
-    let records = training::train_nb(
-        &mut net,
-        &data.matrix,
-        prep.counts.as_ref(),
-        topts,
-        &mut progress,
-    )?;
+    // DEC's centroids start where k-means puts them on the codes.
+    let init = |codes: &ndarray::Array2<f64>| -> Result<ndarray::Array2<f64>> {
+        let opts = KMeansOptions {
+            n_init: 20,
+            ..KMeansOptions::new(cfg.dec_clusters, topts.seed)
+        };
+        Ok(kmeans(codes, &opts)?.centroids)
+    };
+    let inputs = TrainInputs {
+        counts: prep.counts.as_ref(),
+        init_centroids: Some(&init),
+    };
+    let records = training::train_with(&mut net, &data.matrix, inputs, topts, &mut progress)?;
     let seconds = started.elapsed().as_secs_f64();
     let meta = CheckpointMeta {
         config: cfg,

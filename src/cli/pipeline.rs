@@ -421,6 +421,7 @@ pub fn run(a: RunArgs, quiet: bool) -> Result<()> {
     for &m in &a.models {
         plan.push((m, m.kind().map(|k| a.model.config(k)).transpose()?));
     }
+    let dec_without_k = a.model.dec.is_some_and(|g| g > 0.0) && a.model.dec_clusters.is_none();
     if a.models.is_empty() {
         return Err(Error::invalid("--models names no model"));
     }
@@ -439,6 +440,16 @@ pub fn run(a: RunArgs, quiet: bool) -> Result<()> {
     }
     let types = load_labels(&a, d, quiet)?;
     let k = a.k.or(types.as_ref().map(|t| t.names.len()));
+    if dec_without_k {
+        // DEC's cluster count: the run's k (only its count comes from the labels).
+        let k =
+            k.ok_or_else(|| Error::invalid("--dec needs --k or labels to know how many clusters"))?;
+        for (_, cfg) in plan.iter_mut() {
+            if let Some(c) = cfg {
+                c.dec_clusters = k;
+            }
+        }
+    }
     if let Some(k) = k {
         if k > n {
             return Err(Error::invalid(format!(

@@ -27,6 +27,7 @@
 //! every matrix product goes through [`gemm::gemm`].
 
 pub mod adam;
+pub mod dec;
 pub mod dense;
 pub mod gaussian_kl;
 pub mod gemm;

@@ -141,6 +141,9 @@ pub struct ModelConfig {
     pub vsc_c_schedule: bool,
     /// The reconstruction term.
     pub likelihood: Likelihood,
+    /// DEC/IDEC head: number of clusters (0: none) and the weight γ of its loss.
+    pub dec_clusters: usize,
+    pub dec_weight: f64,
 }
 
 impl ModelConfig {
@@ -191,6 +194,8 @@ impl ModelConfig {
             vsc_alpha: 0.5,
             vsc_c_schedule: false,
             likelihood: Likelihood::Mse,
+            dec_clusters: 0,
+            dec_weight: 0.0,
         }
     }
 
@@ -216,6 +221,11 @@ impl ModelConfig {
         }
         if !(self.vsc_c.is_finite() && self.vsc_c > 0.0) {
             return Err(Error::invalid("--vsc-c must be positive"));
+        }
+        if !(self.dec_weight.is_finite() && self.dec_weight >= 0.0) {
+            return Err(Error::invalid(
+                "--dec must be a finite, non-negative weight",
+            ));
         }
         Ok(())
     }
@@ -245,6 +255,7 @@ impl ModelConfig {
         if self.likelihood == Likelihood::Nb {
             total = total.checked_add(n_genes)?;
         }
+        total = total.checked_add(self.dec_clusters.checked_mul(self.latent)?)?;
         Some(total)
     }
 
@@ -274,6 +285,8 @@ impl ModelConfig {
             "vsc_alpha": self.vsc_alpha,
             "vsc_c_schedule": self.vsc_c_schedule,
             "likelihood": self.likelihood.name(),
+            "dec_clusters": self.dec_clusters,
+            "dec_weight": self.dec_weight,
         })
     }
 
@@ -307,6 +320,8 @@ impl ModelConfig {
                 None => Likelihood::Mse,
                 Some(l) => Likelihood::parse(l)?,
             },
+            dec_clusters: v.get("dec_clusters").map_or(Some(0), |x| x.as_u64())? as usize,
+            dec_weight: v.get("dec_weight").map_or(Some(0.0), |x| x.as_f64())?,
         })
     }
 }
@@ -334,6 +349,8 @@ mod tests {
                 assert_eq!(ModelConfig::from_json(&c.to_json()), Some(c.clone()));
                 assert!(c.validate().is_ok());
                 c.likelihood = Likelihood::Nb;
+                c.dec_clusters = 9;
+                c.dec_weight = 0.1;
                 assert_eq!(ModelConfig::from_json(&c.to_json()), Some(c.clone()));
             }
         }

@@ -4,6 +4,7 @@ pub mod codes;
 pub mod config;
 pub mod latent;
 pub mod network;
+mod network_dec;
 mod network_nb;
 pub mod params;
 pub mod workspace;

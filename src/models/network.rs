@@ -21,6 +21,7 @@ use super::config::{Likelihood, ModelConfig, ModelKind};
 use super::latent::Noise;
 use super::workspace::{top, top_mut, Widths, Workspace};
 use crate::csr::Csr;
+use crate::engine::dec::Centroids;
 use crate::engine::dense::Dense;
 use crate::engine::nb::Dispersion;
 use crate::engine::output_mse;
@@ -52,6 +53,8 @@ pub struct Network<T> {
     pub decoder: Vec<Dense<T>>,
     /// The NB decoder's per-gene dispersion (`--likelihood nb`; see `network_nb.rs`).
     pub dispersion: Option<Dispersion<T>>,
+    /// The DEC head's centroids (`--dec`; see `network_dec.rs`), set by training.
+    pub centroids: Option<Centroids<T>>,
     /// The KL weight of the next steps: `config.beta`, except while training warms it up
     /// (`crate::train::TrainOptions::kl_warmup`). Not a parameter; not saved.
     pub kl_weight: f64,
@@ -64,11 +67,31 @@ pub struct Losses {
     pub recon: f64,
     /// KL term before β (0 for the AE).
     pub kl: f64,
-    /// `recon + w·kl`, the minimised value, `w` the network's `kl_weight` (β unless warming up).
+    /// DEC term before its weight γ (0 without a DEC target).
+    pub cluster: f64,
+    /// `recon + w·kl + γ·cluster`, the minimised value, `w` the network's `kl_weight` (β
+    /// unless warming up).
     pub total: f64,
 }
 
+impl Losses {
+    /// The terms and their weighted total.
+    pub fn new(recon: f64, kl: f64, cluster: f64, kl_weight: f64, dec_weight: f64) -> Self {
+        Losses {
+            recon,
+            kl,
+            cluster,
+            total: recon + kl_weight * kl + dec_weight * cluster,
+        }
+    }
+}
+
 impl<T: Scalar> Network<T> {
+    /// The step's losses with this network's weights.
+    pub(super) fn losses(&self, recon: f64, kl: f64, cluster: f64) -> Losses {
+        Losses::new(recon, kl, cluster, self.kl_weight, self.config.dec_weight)
+    }
+
     /// A freshly initialised network for `n_genes` inputs (PyTorch's init, seeded).
     pub fn new(config: ModelConfig, n_genes: usize, seed: u64) -> Result<Self> {
         config.validate()?;
@@ -115,8 +138,11 @@ impl<T: Scalar> Network<T> {
             .map(|w| Dense::new(w[0], w[1], rng))
             .collect();
         let dispersion = (config.likelihood == Likelihood::Nb).then(|| Dispersion::new(n_genes));
+        let centroids = (config.dec_clusters > 0)
+            .then(|| Centroids::new(ndarray::Array2::zeros((config.dec_clusters, config.latent))));
         Ok(Network {
             dispersion,
+            centroids,
             kl_weight: config.beta,
             config,
             n_genes,
@@ -216,17 +242,14 @@ impl<T: Scalar> Network<T> {
         ws.ensure_reconstruction();
         self.encode(ws, x);
         let kl = self.latent_forward(ws, noise, c, b);
+        let cluster = self.cluster_loss(ws, b);
         self.decode(ws, b, self.decoder.len());
         let recon = mse::forward(
             top(ws.dec.last().expect("decoder"), b),
             x,
             self.config.reduction,
         );
-        Losses {
-            recon,
-            kl,
-            total: recon + self.kl_weight * kl,
-        }
+        self.losses(recon, kl, cluster)
     }
 
     /// Backward pass for the batch of the last [`Network::forward`]: fills every parameter's
@@ -235,6 +258,7 @@ impl<T: Scalar> Network<T> {
         let b = x.n_rows;
         self.zero_grad();
         ws.zero_grads(b);
+        self.cluster_backward(ws, b);
         // Reconstruction loss → x̂.
         let last = self.decoder.len() - 1;
         top_mut(&mut ws.ddec[last], b).fill(T::zero());
@@ -267,6 +291,7 @@ impl<T: Scalar> Network<T> {
         self.decode(ws, b, last);
         self.zero_grad();
         ws.zero_grads(b);
+        let cluster = self.cluster_backward(ws, b);
         ws.batch_t.rebuild_from(x);
         let (below, _) = ws.dec.split_at(last);
         let (dbelow, _) = ws.ddec.split_at_mut(last);
@@ -284,11 +309,7 @@ impl<T: Scalar> Network<T> {
             &mut ws.output,
         );
         self.backward_from_decoder(ws, b, last);
-        Losses {
-            recon,
-            kl,
-            total: recon + self.kl_weight * kl,
-        }
+        self.losses(recon, kl, cluster)
     }
 
     /// The backward pass from the output gradient of decoder layer `layers − 1` (already in
@@ -405,6 +426,9 @@ impl<T: Scalar> Network<T> {
         self.decoder.iter_mut().for_each(Dense::zero_grad);
         if let Some(d) = &mut self.dispersion {
             d.zero_grad();
+        }
+        if let Some(c) = &mut self.centroids {
+            c.zero_grad();
         }
     }
 }

@@ -11,6 +11,7 @@
 
 use super::latent::Noise;
 use super::network::{Losses, Network};
+
 use super::workspace::{top, top_mut, Workspace};
 use crate::csr::Csr;
 use crate::engine::nb::{self, NbGrads};
@@ -32,6 +33,7 @@ impl<T: Scalar> Network<T> {
         ws.ensure_reconstruction();
         self.encode(ws, x);
         let kl = self.latent_forward(ws, noise, c, b);
+        let cluster = self.cluster_loss(ws, b);
         self.decode(ws, b, self.decoder.len());
         let h = top(ws.dec.last().expect("decoder"), b);
         let recon = nb::forward(
@@ -40,11 +42,7 @@ impl<T: Scalar> Network<T> {
             disp.log_theta.as_slice().expect("standard layout"),
             self.config.reduction,
         );
-        Losses {
-            recon,
-            kl,
-            total: recon + self.kl_weight * kl,
-        }
+        self.losses(recon, kl, cluster)
     }
 
     /// One training step's forward and backward with the NB loss: every parameter's
@@ -64,6 +62,7 @@ impl<T: Scalar> Network<T> {
         self.decode(ws, b, self.decoder.len());
         self.zero_grad();
         ws.zero_grads(b);
+        let cluster = self.cluster_backward(ws, b);
         let last = self.decoder.len() - 1;
         let mut dh = top_mut(&mut ws.ddec[last], b);
         dh.fill(T::zero());
@@ -80,10 +79,6 @@ impl<T: Scalar> Network<T> {
         );
         ws.batch_t.rebuild_from(x);
         self.backward_from_decoder(ws, b, self.decoder.len());
-        Losses {
-            recon,
-            kl,
-            total: recon + self.kl_weight * kl,
-        }
+        self.losses(recon, kl, cluster)
     }
 }

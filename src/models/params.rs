@@ -58,6 +58,14 @@ impl<T: Scalar> Network<T> {
             let r = if grads { &d.dlog_theta } else { &d.log_theta };
             out.push(("px_r".into(), vec![r.len()], r.to_vec()));
         }
+        if let Some(c) = &self.centroids {
+            let m = if grads { &c.dmu } else { &c.mu };
+            out.push((
+                "dec.centroids".into(),
+                vec![m.nrows(), m.ncols()],
+                m.iter().copied().collect(),
+            ));
+        }
         out
     }
 
@@ -129,6 +137,12 @@ impl<T: Scalar> Network<T> {
                 .as_slice_mut()
                 .expect("standard layout")
                 .copy_from_slice(values[k]);
+            k += 1;
+        }
+        if let Some(c) = &mut self.centroids {
+            c.mu.as_slice_mut()
+                .expect("standard layout")
+                .copy_from_slice(values[k]);
         }
         Ok(())
     }
@@ -171,6 +185,12 @@ impl<T: Scalar> Parameters<T> for Network<T> {
             f(
                 d.log_theta.as_slice_mut().expect("standard layout"),
                 d.dlog_theta.as_slice().expect("standard layout"),
+            );
+        }
+        if let Some(c) = &mut self.centroids {
+            f(
+                c.mu.as_slice_mut().expect("standard layout"),
+                c.dmu.as_slice().expect("standard layout"),
             );
         }
     }

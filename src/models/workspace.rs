@@ -46,6 +46,8 @@ pub struct Workspace<T> {
     pub(super) batch_t: Csc<T>,
     /// Working memory of the output layer and loss in one step ([`Network::train_step`]).
     pub(super) output: OutputScratch<T>,
+    /// The DEC target `p` of the batch's cells (no rows: no DEC term).
+    cluster_target: Array2<f64>,
 }
 
 /// The first `b` rows of a buffer.
@@ -98,6 +100,7 @@ impl<T: Scalar> Workspace<T> {
             } else {
                 OutputScratch::default()
             },
+            cluster_target: Array2::zeros((0, 0)),
         }
     }
 
@@ -129,6 +132,21 @@ impl<T: Scalar> Workspace<T> {
                 *a = Array2::zeros((capacity, a.ncols()));
             }
         }
+    }
+
+    /// Sets the DEC target of the next steps' cells, one row per cell of the batch.
+    pub fn set_cluster_target(&mut self, p: ArrayView2<'_, f64>) {
+        self.cluster_target = p.to_owned();
+    }
+
+    /// Removes the DEC target: the next steps have no DEC term.
+    pub fn clear_cluster_target(&mut self) {
+        self.cluster_target = Array2::zeros((0, 0));
+    }
+
+    /// The DEC target of a batch of `b` cells, if one is set.
+    pub(super) fn cluster_target(&self, b: usize) -> Option<ArrayView2<'_, f64>> {
+        (self.cluster_target.nrows() == b && b > 0).then(|| self.cluster_target.view())
     }
 
     /// Largest batch this workspace holds.

@@ -3,6 +3,7 @@
 //! held-out loss per epoch on a fixed validation split ([`validation`]).
 
 pub mod checkpoint;
+pub mod dec_phase;
 pub mod progress;
 pub mod validation;
 
@@ -11,6 +12,7 @@ use crate::engine::adam::Adam;
 use crate::engine::rng::{stream, Stream};
 use crate::error::{Error, Result};
 use crate::models::{Likelihood, Network, Noise};
+use dec_phase::{CentroidInit, DecPhase, Refresh};
 use progress::Progress;
 use rand::seq::SliceRandom;
 use std::time::Instant;
@@ -31,6 +33,8 @@ pub struct TrainOptions {
     pub kl_warmup: usize,
     /// Fraction of the cells held out of training for the per-epoch held-out loss (0: none).
     pub val_fraction: f64,
+    /// For a network with a DEC head: how many of the last epochs train with its term.
+    pub dec_epochs: usize,
 }
 
 impl Default for TrainOptions {
@@ -45,6 +49,7 @@ impl Default for TrainOptions {
             unfused_output: false,
             kl_warmup: 0,
             val_fraction: 0.0,
+            dec_epochs: 0,
         }
     }
 }
@@ -91,32 +96,44 @@ pub struct EpochRecord {
     pub recon_per_entry: f64,
     /// `recon + β·KL` per held-out cell after the epoch, with a validation split.
     pub val_loss: Option<f64>,
+    /// The DEC term `L_c` per cell (0 outside the DEC phase; not in `loss`).
+    pub cluster: f64,
     /// Wall seconds of this epoch alone.
     pub seconds: f64,
 }
 
+/// What training may need besides the input matrix.
+#[derive(Clone, Copy, Default)]
+pub struct TrainInputs<'a> {
+    /// The raw counts of the same cells and genes: the reconstruction target of the NB
+    /// likelihood (required then, ignored otherwise).
+    pub counts: Option<&'a Csr<f32>>,
+    /// Initial DEC centroids from the training cells' codes (required with a DEC head).
+    pub init_centroids: Option<CentroidInit<'a>>,
+}
+
 /// Trains `net` on the rows of `x` (less the held-out cells of `opts.val_fraction`) and
-/// returns one record per epoch. For a network with the NB decoder use [`train_nb`].
+/// returns one record per epoch. NB and DEC networks need [`train_with`].
 pub fn train(
     net: &mut Network<f32>,
     x: &Csr<f32>,
     opts: &TrainOptions,
     progress: &mut Progress,
 ) -> Result<Vec<EpochRecord>> {
-    train_nb(net, x, None, opts, progress)
+    train_with(net, x, TrainInputs::default(), opts, progress)
 }
 
-/// [`train`], with the raw counts of the same cells and genes as the reconstruction target
-/// when the network's likelihood is NB (`counts` is required then, and ignored otherwise).
-pub fn train_nb(
+/// [`train`] with the counts and the DEC initialisation of `inputs`.
+pub fn train_with(
     net: &mut Network<f32>,
     x: &Csr<f32>,
-    counts: Option<&Csr<f32>>,
+    inputs: TrainInputs<'_>,
     opts: &TrainOptions,
     progress: &mut Progress,
 ) -> Result<Vec<EpochRecord>> {
     opts.validate()?;
-    let counts = match (net.config.likelihood, counts) {
+    let mut dec = DecPhase::new(net, opts.epochs, opts.dec_epochs, inputs.init_centroids)?;
+    let counts = match (net.config.likelihood, inputs.counts) {
         (Likelihood::Mse, _) => None,
         (Likelihood::Nb, None) => {
             return Err(Error::invalid(
@@ -171,10 +188,22 @@ pub fn train_nb(
         let started = Instant::now();
         order.shuffle(&mut shuffle_rng);
         net.kl_weight = opts.kl_weight(cfg.beta, epoch);
-        let (mut recon_sum, mut kl_sum) = (0.0f64, 0.0f64);
+        if dec.refresh(net, x, epoch)? == Refresh::Converged {
+            progress.note(&format!(
+                "DEC converged (under {}% of cells changed cluster): stopped after epoch {}",
+                dec_phase::TOLERANCE * 100.0,
+                epoch - 1
+            ));
+            break;
+        }
+        let (mut recon_sum, mut kl_sum, mut cluster_sum) = (0.0f64, 0.0f64, 0.0f64);
         for (k, rows) in order.chunks(b_max).enumerate() {
             let b = rows.len();
             x.gather_rows_into(rows, &mut batch);
+            match dec.batch_target(rows) {
+                Some(p) => ws.set_cluster_target(p.view()),
+                None => ws.clear_cluster_target(),
+            }
             let noise = Noise::draw(&mut noise_rng, cfg.kind, b, cfg.latent);
             let c = cfg.c_at((epoch - 1) * batches_per_epoch + k, total_steps);
             let losses = if let Some(counts) = counts {
@@ -208,6 +237,7 @@ pub fn train_nb(
             let undo = 1.0 / cfg.reduction.factor(b);
             recon_sum += losses.recon * undo;
             kl_sum += losses.kl * undo;
+            cluster_sum += losses.cluster * undo;
         }
         let (recon, kl) = (recon_sum / n as f64, kl_sum / n as f64);
         let seconds = started.elapsed().as_secs_f64();
@@ -220,6 +250,7 @@ pub fn train_nb(
             kl,
             recon_per_entry: recon / x.n_cols as f64,
             val_loss,
+            cluster: cluster_sum / n as f64,
             seconds,
         };
         progress.epoch(&record);
@@ -230,17 +261,21 @@ pub fn train_nb(
     Ok(records)
 }
 
-/// Writes `loss.csv`: `epoch,loss,recon,kl,recon_per_entry,val_loss,seconds` (`val_loss`
-/// empty without a validation split; `seconds` stays the last column).
+/// Writes `loss.csv`: `epoch,loss,recon,kl,recon_per_entry,val_loss,dec,seconds`
+/// (`val_loss` empty without a validation split, `dec` the DEC term per cell; `seconds`
+/// stays the last column).
 pub fn write_loss_csv(path: &std::path::Path, records: &[EpochRecord]) -> Result<()> {
     crate::io::atomic::write_atomic(path, |w| {
-        writeln!(w, "epoch,loss,recon,kl,recon_per_entry,val_loss,seconds")?;
+        writeln!(
+            w,
+            "epoch,loss,recon,kl,recon_per_entry,val_loss,dec,seconds"
+        )?;
         for r in records {
             let val = r.val_loss.map_or(String::new(), |v| v.to_string());
             writeln!(
                 w,
-                "{},{},{},{},{},{val},{:.4}",
-                r.epoch, r.loss, r.recon, r.kl, r.recon_per_entry, r.seconds
+                "{},{},{},{},{},{val},{},{:.4}",
+                r.epoch, r.loss, r.recon, r.kl, r.recon_per_entry, r.cluster, r.seconds
             )?;
         }
         Ok(())

@@ -97,6 +97,13 @@ impl Progress {
         }
     }
 
+    /// A one-line message between epochs (not with `--quiet`).
+    pub(crate) fn note(&mut self, message: &str) {
+        if self.mode != Mode::Quiet {
+            let _ = writeln!(std::io::stderr(), "\r{}: {message}", self.label);
+        }
+    }
+
     pub(crate) fn finish(&mut self) {
         if self.mode == Mode::Bar {
             let _ = writeln!(
