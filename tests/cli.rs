@@ -247,6 +247,7 @@ fn run_is_complete_and_deterministic() {
             "umap.png",
             "markers.csv",
             "markers_dotplot.png",
+            "confusion.png",
         ] {
             assert!(a.join(model).join(f).is_file(), "{model}/{f}");
         }

@@ -24,6 +24,7 @@ use crate::io::atomic::ensure_dir;
 use crate::io::{labels, table, Dataset};
 use crate::models::{ModelConfig, ModelKind};
 use crate::preprocess::Prepared;
+use crate::report::confusion::confusion_figure;
 use crate::report::plots::{self, Clusters};
 use crate::report::seeds;
 use crate::report::summary::{self, LeidenOutcome, ModelOutcome, ReportContext};
@@ -242,6 +243,16 @@ fn evaluate_model(
     }
     if let Some(km) = &clusters {
         write_markers(&dir, &name, d, &km.labels, km.centroids.nrows())?;
+        if let Some(t) = ctx.types {
+            confusion_figure(
+                &dir.join("confusion.png"),
+                &format!("{name}: cell types × clusters (k-means on the 2-D t-SNE)"),
+                &km.labels,
+                km.centroids.nrows(),
+                &t.ids,
+                &t.names,
+            )?;
+        }
     }
     let ct = ctx.types.map(|t| (t.ids.as_slice(), t.names.as_slice()));
     let slots = clusters

@@ -19,6 +19,9 @@ pub fn dot_plot(
     detected: &Array2<f64>,
 ) -> Result<()> {
     let (n, k) = (genes.len(), clusters.len());
+    if n == 0 || k == 0 {
+        return Ok(());
+    }
     let size = ((220 + 56 * k) as u32, (120 + 24 * n) as u32);
     png(path, size, |root| {
         let mut chart = ChartBuilder::on(root)
@@ -26,7 +29,9 @@ pub fn dot_plot(
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(110)
-            .build_cartesian_2d((0..k).into_segmented(), (0..n).into_segmented())
+            // `a..b` segments hold a..=b: the last index is the range's end (with `0..k` an
+            // empty row and column were drawn past the last gene and cluster).
+            .build_cartesian_2d((0..k - 1).into_segmented(), (0..n - 1).into_segmented())
             .map_err(|e| e.to_string())?;
         let name = |names: &[String], v: &SegmentValue<usize>| match v {
             SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {

@@ -1,5 +1,6 @@
 //! Output for people: figures and the run report.
 
+pub mod confusion;
 pub mod dotplot;
 pub mod plots;
 pub mod seeds;

@@ -369,6 +369,12 @@ pub fn write_report(path: &Path, outcomes: &[ModelOutcome], ctx: &ReportContext<
         );
         if Path::new(path)
             .parent()
+            .is_some_and(|d| d.join(&o.name).join("confusion.png").exists())
+        {
+            let _ = writeln!(r, "![{0} confusion matrix]({0}/confusion.png)\n", o.name);
+        }
+        if Path::new(path)
+            .parent()
             .is_some_and(|d| d.join(&o.name).join("markers_dotplot.png").exists())
         {
             let _ = writeln!(
