@@ -123,7 +123,10 @@ pub fn run(cli: Cli) -> crate::Result<()> {
         .map_err(|e| crate::Error::invalid(format!("cannot start {} threads: {e}", cli.threads)))?;
     let quiet = cli.quiet;
     pool.install(|| match cli.command {
-        Command::Run(a) => pipeline::run(a, quiet),
+        Command::Run(mut a) => {
+            a.data = a.data.with_preset(a.model.preset);
+            pipeline::run(a, quiet)
+        }
         Command::Preprocess { data, out } => commands::preprocess(&data, &out),
         Command::Train {
             model,
@@ -131,7 +134,10 @@ pub fn run(cli: Cli) -> crate::Result<()> {
             data,
             gamma,
             out,
-        } => commands::train(model.into(), &model_args, &data, gamma, &out, quiet),
+        } => {
+            let data = data.with_preset(model_args.preset);
+            commands::train(model.into(), &model_args, &data, gamma, &out, quiet)
+        }
         Command::Embed {
             checkpoint,
             model,

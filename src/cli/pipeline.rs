@@ -4,7 +4,7 @@
 //! own outputs are written ([`write_run_outputs`]: figures, `summary.csv`, `report.md`). The
 //! steps it shares with the single subcommands live in [`super::commands`].
 
-use super::args::{DataArgs, LabelArgs, ModelArgs};
+use super::args::{DataArgs, LabelArgs, ModelArgs, PresetArg};
 use super::commands::{
     fit_and_write, load_prepared, tsne_columns, tsne_options, umap_columns, write_clusters,
     MethodArg,
@@ -468,11 +468,13 @@ pub fn run(a: RunArgs, quiet: bool) -> Result<()> {
             )));
         }
     }
-    let pca_components = match a.pca_components {
-        Some(0) => return Err(Error::invalid("--pca-components must be at least 1")),
-        Some(c) => c,
-        // As many components as the networks have latent dimensions.
-        None => a.model.config(ModelKind::Ae)?.latent,
+    let pca_components = match (a.pca_components, a.model.preset) {
+        (Some(0), _) => return Err(Error::invalid("--pca-components must be at least 1")),
+        (Some(c), _) => c,
+        // scanpy's recipe: 50 components of the same scaled genes.
+        (None, PresetArg::Scrna) => 50,
+        // The study's: as many components as the networks have latent dimensions.
+        (None, _) => a.model.config(ModelKind::Ae)?.latent,
     };
     let several = !a.seeds.is_empty();
     let seeds = if several {

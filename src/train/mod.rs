@@ -94,7 +94,8 @@ pub struct EpochRecord {
     pub kl: f64,
     /// Reconstruction per matrix entry: squared error summed over the epoch / (cells × genes).
     pub recon_per_entry: f64,
-    /// `recon + β·KL` per held-out cell after the epoch, with a validation split.
+    /// `recon + KL` (the negative ELBO, KL weight 1 whatever β) per held-out cell after the
+    /// epoch, with a validation split ([`validation`]).
     pub val_loss: Option<f64>,
     /// The DEC term `L_c` per cell (0 outside the DEC phase; not in `loss`).
     pub cluster: f64,

@@ -4,10 +4,11 @@
 //! configuration and every training seed on the same cells holds out the *same* cells, so
 //! their held-out losses can be compared (which is how settings are chosen, never by labels).
 //!
-//! The held-out loss is the training objective per cell, `recon + β·KL` at the full β, on the
-//! validation cells. For the VAE and VSC it depends on the sampling noise; one draw, fixed for
-//! the whole run, is used at every epoch (common random numbers), so the curve moves only
-//! because the network does.
+//! The held-out loss is `recon + KL` per validation cell: the negative ELBO (KL weight 1,
+//! whatever β the network trains with, so that runs with different β can be compared; the AE
+//! has no KL; a DEC term is not included). For the VAE and VSC it depends on the sampling
+//! noise; one draw, fixed for the whole run, is used at every epoch (common random numbers),
+//! so the curve moves only because the network does.
 
 use crate::csr::Csr;
 use crate::engine::rng::{stream, substream, Stream};
@@ -58,7 +59,7 @@ impl HeldOut {
         }
     }
 
-    /// `recon + β·KL` per held-out cell, evaluated in batches of `batch` cells with the VSC
+    /// `recon + KL` per held-out cell, evaluated in batches of `batch` cells with the VSC
     /// sharpness `c`.
     pub fn loss(&self, net: &Network<f32>, batch: usize, c: f64) -> f64 {
         let n = self.x.n_rows;
@@ -83,7 +84,7 @@ impl HeldOut {
             recon += l.recon * undo;
             kl += l.kl * undo;
         }
-        (recon + net.config.beta * kl) / n as f64
+        (recon + kl) / n as f64
     }
 }
 
