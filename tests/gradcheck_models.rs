@@ -378,3 +378,83 @@ fn gradcheck_dec_models() {
         }
     }
 }
+
+/// BatchNorm and dropout on every hidden layer (`--batchnorm --dropout 0.2`), in training
+/// mode (batch statistics, one fixed set of masks): every tensor, the BatchNorms' γ and β
+/// included, against finite differences; fused and unfused steps agree; and in evaluation
+/// mode the loss of a cell does not depend on the batch it is in.
+#[test]
+fn gradcheck_batchnorm_dropout_models() {
+    for (kind, likelihood) in [
+        (ModelKind::Ae, Likelihood::Mse),
+        (ModelKind::Vae, Likelihood::Mse),
+        (ModelKind::Vsc, Likelihood::Mse),
+        (ModelKind::Vae, Likelihood::Nb),
+    ] {
+        let mut cfg = small(kind, Preset::Paper);
+        cfg.likelihood = likelihood;
+        cfg.batchnorm = true;
+        cfg.dropout = 0.2;
+        let mut net = Network::<f64>::new(cfg.clone(), GENES, SEED).unwrap();
+        let (x, y) = (batch(CELLS, 99), counts(CELLS, 99));
+        let mut ws = net.workspace(CELLS, true);
+        ws.set_training(true);
+        ws.draw_dropout(&mut stream(5, Stream::Dropout), cfg.dropout, CELLS);
+        let noise = Noise::draw(&mut stream(4, Stream::Noise), kind, CELLS, cfg.latent);
+        let nb = likelihood == Likelihood::Nb;
+        let losses = if nb {
+            net.train_step_nb(&mut ws, &x, &y, &noise, cfg.vsc_c)
+        } else {
+            net.train_step(&mut ws, &x, &noise, cfg.vsc_c)
+        };
+        let tensors = params(&mut net);
+        if !nb {
+            let forward = net.forward(&mut ws, &x, &noise, cfg.vsc_c);
+            assert!((forward.total - losses.total).abs() < 1e-12 * losses.total.abs());
+            net.backward(&mut ws, &x);
+            for ((_, a), (_, b)) in params(&mut net).iter().zip(&tensors) {
+                assert!(a
+                    .iter()
+                    .zip(b)
+                    .all(|(a, b)| (a - b).abs() <= 1e-12 * (1.0 + b.abs())));
+            }
+        }
+        let names = net.state_dict();
+        assert!(names.iter().any(|t| t.0 == "norm.encoder.0.running_var"));
+        for (t, (values, analytic)) in tensors.iter().enumerate() {
+            let numeric = numeric_gradient(
+                values.len(),
+                |_| H,
+                |i, d| {
+                    nudge(&mut net, t, i, d);
+                    let v = if nb {
+                        net.forward_nb(&mut ws, &x, &y, &noise, cfg.vsc_c).total
+                    } else {
+                        net.forward(&mut ws, &x, &noise, cfg.vsc_c).total
+                    };
+                    nudge(&mut net, t, i, -d);
+                    v
+                },
+            );
+            let err = max_error(analytic, &numeric);
+            assert!(
+                analytic.iter().any(|&g| g != 0.0),
+                "{kind:?} {likelihood:?} BN {}: all-zero gradient",
+                names[t].0
+            );
+            assert!(
+                err < TOLERANCE,
+                "{kind:?} {likelihood:?} BN {}: error {err:e}",
+                names[t].0
+            );
+        }
+        // Evaluation mode: the first cell's code is the same alone and in the batch.
+        net.update_batchnorm(&ws);
+        let mut eval = net.workspace(CELLS, false);
+        net.encode(&mut eval, &x);
+        let in_batch = eval.head_output(0, CELLS).row(0).to_owned();
+        let first = x.select_rows(&[0]);
+        net.encode(&mut eval, &first);
+        assert_eq!(eval.head_output(0, 1).row(0), in_batch);
+    }
+}

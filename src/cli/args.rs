@@ -304,6 +304,13 @@ pub struct ModelArgs {
     /// --preset scrna]
     #[arg(long, value_name = "F")]
     pub val_fraction: Option<f64>,
+    /// BatchNorm after every hidden layer of the encoder and decoder (running statistics
+    /// when encoding)
+    #[arg(long)]
+    pub batchnorm: bool,
+    /// Dropout probability after every hidden layer of the encoder and decoder (training only)
+    #[arg(long, value_name = "P")]
+    pub dropout: Option<f64>,
     /// DEC/IDEC head on the code with this weight γ on its loss (0: none); its centroids
     /// start from k-means on the codes when the DEC phase begins
     #[arg(long, value_name = "GAMMA")]
@@ -358,6 +365,12 @@ impl ModelArgs {
             c.vsc_alpha = v;
         }
         c.vsc_c_schedule = self.vsc_c_schedule;
+        if self.batchnorm {
+            c.batchnorm = true;
+        }
+        if let Some(p) = self.dropout {
+            c.dropout = p;
+        }
         if let Some(g) = self.dec.filter(|&g| g > 0.0) {
             c.dec_weight = g;
             c.dec_clusters = self.dec_clusters.unwrap_or(0);

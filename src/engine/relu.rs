@@ -77,6 +77,14 @@ simd_fn! {
     }
 }
 
+/// Forward without a bias, in place: `y ← act(y)` (after a BatchNorm).
+pub fn act_forward<T: Scalar>(mut y: ArrayViewMut2<'_, T>, act: Activation) {
+    if act == Activation::Relu {
+        let zero = T::zero();
+        y.mapv_inplace(|v| v.max_s(zero));
+    }
+}
+
 /// Backward: `δy ← δy ⊙ act′(a)`, the mask taken from the forward output `y`.
 pub fn act_backward<T: Scalar>(
     y: ArrayView2<'_, T>,

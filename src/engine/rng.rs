@@ -32,6 +32,8 @@ pub enum Stream {
     Validation = 9,
     /// Leiden's node orders and refinement draws.
     Leiden = 10,
+    /// Dropout masks.
+    Dropout = 11,
 }
 
 /// The generator for `which` under the user's `seed`.

@@ -154,6 +154,10 @@ pub struct ModelConfig {
     /// DEC/IDEC head: number of clusters (0: none) and the weight γ of its loss.
     pub dec_clusters: usize,
     pub dec_weight: f64,
+    /// BatchNorm after every hidden layer of the encoder trunk and the decoder.
+    pub batchnorm: bool,
+    /// Dropout probability after the same layers (0: none).
+    pub dropout: f64,
 }
 
 impl ModelConfig {
@@ -209,6 +213,8 @@ impl ModelConfig {
             likelihood: Likelihood::Mse,
             dec_clusters: 0,
             dec_weight: 0.0,
+            batchnorm: false,
+            dropout: 0.0,
         }
     }
 
@@ -231,6 +237,8 @@ impl ModelConfig {
             likelihood: Likelihood::Mse,
             dec_clusters: 0,
             dec_weight: 0.0,
+            batchnorm: false,
+            dropout: 0.0,
         }
     }
 
@@ -257,6 +265,9 @@ impl ModelConfig {
         if !(self.vsc_c.is_finite() && self.vsc_c > 0.0) {
             return Err(Error::invalid("--vsc-c must be positive"));
         }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::invalid("--dropout must be at least 0 and below 1"));
+        }
         if !(self.dec_weight.is_finite() && self.dec_weight >= 0.0) {
             return Err(Error::invalid(
                 "--dec must be a finite, non-negative weight",
@@ -265,7 +276,8 @@ impl ModelConfig {
         Ok(())
     }
 
-    /// Number of trainable values of this network on `n_genes` inputs, without building it
+    /// Number of values this network stores on `n_genes` inputs (its parameters, and
+    /// BatchNorm's running statistics), without building it
     /// (`None` on overflow). Lets a checkpoint reader reject a configuration that does not
     /// match the tensors in the file before allocating anything.
     pub fn param_count(&self, n_genes: usize) -> Option<usize> {
@@ -291,6 +303,11 @@ impl ModelConfig {
             total = total.checked_add(n_genes)?;
         }
         total = total.checked_add(self.dec_clusters.checked_mul(self.latent)?)?;
+        if self.batchnorm {
+            // γ and β, and the running mean and variance (stored, not trained).
+            let hidden: usize = self.trunk.iter().chain(&self.decoder).sum();
+            total = total.checked_add(hidden.checked_mul(4)?)?;
+        }
         Some(total)
     }
 
@@ -322,6 +339,8 @@ impl ModelConfig {
             "likelihood": self.likelihood.name(),
             "dec_clusters": self.dec_clusters,
             "dec_weight": self.dec_weight,
+            "batchnorm": self.batchnorm,
+            "dropout": self.dropout,
         })
     }
 
@@ -357,6 +376,8 @@ impl ModelConfig {
             },
             dec_clusters: v.get("dec_clusters").map_or(Some(0), |x| x.as_u64())? as usize,
             dec_weight: v.get("dec_weight").map_or(Some(0.0), |x| x.as_f64())?,
+            batchnorm: v.get("batchnorm").map_or(Some(false), |x| x.as_bool())?,
+            dropout: v.get("dropout").map_or(Some(0.0), |x| x.as_f64())?,
         })
     }
 }
@@ -386,6 +407,8 @@ mod tests {
                 c.likelihood = Likelihood::Nb;
                 c.dec_clusters = 9;
                 c.dec_weight = 0.1;
+                c.batchnorm = true;
+                c.dropout = 0.1;
                 assert_eq!(ModelConfig::from_json(&c.to_json()), Some(c.clone()));
             }
         }

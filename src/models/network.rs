@@ -21,11 +21,13 @@ use super::config::{Likelihood, ModelConfig, ModelKind};
 use super::latent::Noise;
 use super::workspace::{top, top_mut, Widths, Workspace};
 use crate::csr::Csr;
+use crate::engine::batchnorm::{BatchNorm, BnCache};
 use crate::engine::dec::Centroids;
 use crate::engine::dense::Dense;
+use crate::engine::dropout;
 use crate::engine::nb::Dispersion;
 use crate::engine::output_mse;
-use crate::engine::relu::act_backward;
+use crate::engine::relu::{act_backward, act_forward};
 use crate::engine::rng::{stream, Stream};
 use crate::engine::sparse_dense::SparseDense;
 use crate::engine::{mse, Activation, Scalar};
@@ -55,6 +57,9 @@ pub struct Network<T> {
     pub dispersion: Option<Dispersion<T>>,
     /// The DEC head's centroids (`--dec`; see `network_dec.rs`), set by training.
     pub centroids: Option<Centroids<T>>,
+    /// BatchNorm of each hidden position (`--batchnorm`; empty without): the first layer
+    /// and each trunk layer, then each decoder layer but the output.
+    pub norms: Vec<BatchNorm<T>>,
     /// The KL weight of the next steps: `config.beta`, except while training warms it up
     /// (`crate::train::TrainOptions::kl_warmup`). Not a parameter; not saved.
     pub kl_weight: f64,
@@ -138,11 +143,22 @@ impl<T: Scalar> Network<T> {
             .map(|w| Dense::new(w[0], w[1], rng))
             .collect();
         let dispersion = (config.likelihood == Likelihood::Nb).then(|| Dispersion::new(n_genes));
+        let norms = if config.batchnorm {
+            config
+                .trunk
+                .iter()
+                .chain(&config.decoder)
+                .map(|&w| BatchNorm::new(w))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let centroids = (config.dec_clusters > 0)
             .then(|| Centroids::new(ndarray::Array2::zeros((config.dec_clusters, config.latent))));
         Ok(Network {
             dispersion,
             centroids,
+            norms,
             kl_weight: config.beta,
             config,
             n_genes,
@@ -169,6 +185,13 @@ impl<T: Scalar> Network<T> {
                 latent: self.config.latent,
                 decoder: self.decoder.iter().map(|l| l.n_out()).collect(),
                 output_in: self.decoder.last().expect("decoder").n_in(),
+                regularised: if self.regularised() {
+                    let dec = &self.config.decoder;
+                    self.config.trunk.iter().chain(dec).copied().collect()
+                } else {
+                    Vec::new()
+                },
+                dropout: self.config.dropout > 0.0,
             },
             with_decoder,
         )
@@ -183,15 +206,24 @@ impl<T: Scalar> Network<T> {
             ws.capacity()
         );
         assert_eq!(x.n_cols, self.n_genes, "input width");
+        let reg = self.regularised();
+        let fused = |act| if reg { Activation::Identity } else { act };
+        let first_act = self.config.first_activation;
         self.first
-            .forward(x, top_mut(&mut ws.h[0], b), self.config.first_activation);
+            .forward(x, top_mut(&mut ws.h[0], b), fused(first_act));
+        if reg {
+            self.post_forward(ws, 0, b, first_act);
+        }
         for (k, layer) in self.trunk.iter().enumerate() {
             let (below, above) = ws.h.split_at_mut(k + 1);
             layer.forward(
                 top(&below[k], b),
                 top_mut(&mut above[0], b),
-                Activation::Relu,
+                fused(Activation::Relu),
             );
+            if reg {
+                self.post_forward(ws, k + 1, b, Activation::Relu);
+            }
         }
         let trunk_out = top(ws.h.last().expect("non-empty trunk"), b);
         for (k, head) in self.heads.iter().enumerate() {
@@ -215,8 +247,10 @@ impl<T: Scalar> Network<T> {
     /// `x̂ = ws.dec.last()`).
     pub(super) fn decode(&self, ws: &mut Workspace<T>, b: usize, layers: usize) {
         let last = self.decoder.len() - 1;
+        let reg = self.regularised();
+        let encoder_positions = self.config.trunk.len();
         for (k, layer) in self.decoder.iter().enumerate().take(layers) {
-            let act = if k == last {
+            let act = if k == last || reg {
                 Activation::Identity
             } else {
                 Activation::Relu
@@ -228,6 +262,69 @@ impl<T: Scalar> Network<T> {
                 top(&below[k - 1], b)
             };
             layer.forward(input, top_mut(&mut above[0], b), act);
+            if reg && k != last {
+                self.post_forward(ws, encoder_positions + k, b, Activation::Relu);
+            }
+        }
+    }
+
+    /// Whether hidden layers carry BatchNorm or dropout; then their activation is applied
+    /// after those, not fused into the layer.
+    pub(super) fn regularised(&self) -> bool {
+        self.config.batchnorm || self.config.dropout > 0.0
+    }
+
+    /// The output buffer of hidden position `p` (encoder layers first, then the decoder's).
+    fn position_mut<'w>(&self, ws: &'w mut Workspace<T>, p: usize) -> &'w mut ndarray::Array2<T> {
+        let e = self.config.trunk.len();
+        if p < e {
+            &mut ws.h[p]
+        } else {
+            &mut ws.dec[p - e]
+        }
+    }
+
+    /// After hidden position `p`'s linear map (bias included): BatchNorm, the activation,
+    /// then dropout in training mode, in place (SCIENCE-SPEC 4–5).
+    fn post_forward(&self, ws: &mut Workspace<T>, p: usize, b: usize, act: Activation) {
+        let training = ws.training;
+        let mut cache = std::mem::take(&mut ws.bn_cache[p]);
+        let mask = std::mem::take(&mut ws.masks[p]);
+        let mut y = top_mut(self.position_mut(ws, p), b);
+        if let Some(bn) = self.norms.get(p) {
+            bn.forward(y.view_mut(), &mut cache, training);
+        }
+        act_forward(y.view_mut(), act);
+        if training && self.config.dropout > 0.0 {
+            dropout::apply(y, top(&mask, b));
+        }
+        ws.bn_cache[p] = cache;
+        ws.masks[p] = mask;
+    }
+
+    /// The reverse of [`Network::post_forward`] on the gradient `dy` of position `p`'s output
+    /// (`y`): the dropout mask, the activation's, then BatchNorm's backward, in place.
+    fn post_backward(
+        norm: Option<&mut BatchNorm<T>>,
+        cache: &BnCache<T>,
+        mask: Option<ArrayView2<'_, T>>,
+        y: ArrayView2<'_, T>,
+        mut dy: ArrayViewMut2<'_, T>,
+        act: Activation,
+    ) {
+        if let Some(m) = mask {
+            dropout::apply(dy.view_mut(), m);
+        }
+        act_backward(y, dy.view_mut(), act);
+        if let Some(bn) = norm {
+            bn.backward(dy, cache);
+        }
+    }
+
+    /// Moves every BatchNorm's running statistics towards the last training step's batch.
+    pub fn update_batchnorm(&mut self, ws: &Workspace<T>) {
+        for (bn, cache) in self.norms.iter_mut().zip(&ws.bn_cache) {
+            bn.update_running(cache);
         }
     }
 
@@ -317,9 +414,21 @@ impl<T: Scalar> Network<T> {
     /// Needs `ws.batch_t`, the transpose of the batch.
     pub(super) fn backward_from_decoder(&mut self, ws: &mut Workspace<T>, b: usize, layers: usize) {
         let last = self.decoder.len() - 1;
+        let reg = self.regularised();
+        let dropout_on = ws.training && self.config.dropout > 0.0;
+        let e = self.config.trunk.len();
         // Decoder, top layer first, down to δz.
         for k in (0..layers).rev() {
-            if k != last {
+            if k != last && reg {
+                Self::post_backward(
+                    self.norms.get_mut(e + k),
+                    &ws.bn_cache[e + k],
+                    dropout_on.then(|| top(&ws.masks[e + k], b)),
+                    top(&ws.dec[k], b),
+                    top_mut(&mut ws.ddec[k], b),
+                    Activation::Relu,
+                );
+            } else if k != last {
                 act_backward(
                     top(&ws.dec[k], b),
                     top_mut(&mut ws.ddec[k], b),
@@ -380,11 +489,22 @@ impl<T: Scalar> Network<T> {
         }
         // Trunk, top layer first.
         for k in (0..self.trunk.len()).rev() {
-            act_backward(
-                top(&ws.h[k + 1], b),
-                top_mut(&mut ws.dh[k + 1], b),
-                Activation::Relu,
-            );
+            if reg {
+                Self::post_backward(
+                    self.norms.get_mut(k + 1),
+                    &ws.bn_cache[k + 1],
+                    dropout_on.then(|| top(&ws.masks[k + 1], b)),
+                    top(&ws.h[k + 1], b),
+                    top_mut(&mut ws.dh[k + 1], b),
+                    Activation::Relu,
+                );
+            } else {
+                act_backward(
+                    top(&ws.h[k + 1], b),
+                    top_mut(&mut ws.dh[k + 1], b),
+                    Activation::Relu,
+                );
+            }
             let (below, above) = ws.dh.split_at_mut(k + 1);
             self.trunk[k].backward(
                 top(&ws.h[k], b),
@@ -392,11 +512,22 @@ impl<T: Scalar> Network<T> {
                 Some(top_mut(&mut below[k], b)),
             );
         }
-        act_backward(
-            top(&ws.h[0], b),
-            top_mut(&mut ws.dh[0], b),
-            self.config.first_activation,
-        );
+        if reg {
+            Self::post_backward(
+                self.norms.get_mut(0),
+                &ws.bn_cache[0],
+                dropout_on.then(|| top(&ws.masks[0], b)),
+                top(&ws.h[0], b),
+                top_mut(&mut ws.dh[0], b),
+                self.config.first_activation,
+            );
+        } else {
+            act_backward(
+                top(&ws.h[0], b),
+                top_mut(&mut ws.dh[0], b),
+                self.config.first_activation,
+            );
+        }
         self.first.backward(&ws.batch_t, top(&ws.dh[0], b));
     }
 
@@ -430,5 +561,6 @@ impl<T: Scalar> Network<T> {
         if let Some(c) = &mut self.centroids {
             c.zero_grad();
         }
+        self.norms.iter_mut().for_each(BatchNorm::zero_grad);
     }
 }

@@ -53,6 +53,15 @@ impl<T: Scalar> Network<T> {
             ));
             out.push((format!("{name}.bias"), vec![layer.n_out()], b.to_vec()));
         }
+        for (name, bn) in self.named_norms() {
+            let (g, b) = if grads {
+                (&bn.dgamma, &bn.dbeta)
+            } else {
+                (&bn.gamma, &bn.beta)
+            };
+            out.push((format!("{name}.weight"), vec![g.len()], g.to_vec()));
+            out.push((format!("{name}.bias"), vec![b.len()], b.to_vec()));
+        }
         if let Some(d) = &self.dispersion {
             // scVI's name for the per-gene log inverse dispersion.
             let r = if grads { &d.dlog_theta } else { &d.log_theta };
@@ -66,7 +75,33 @@ impl<T: Scalar> Network<T> {
                 m.iter().copied().collect(),
             ));
         }
+        if !grads {
+            // Buffers, not parameters: after every parameter, so that the parameters keep
+            // the order Adam visits them in.
+            for (name, bn) in self.named_norms() {
+                let (m, v) = (&bn.running_mean, &bn.running_var);
+                out.push((format!("{name}.running_mean"), vec![m.len()], m.to_vec()));
+                out.push((format!("{name}.running_var"), vec![v.len()], v.to_vec()));
+            }
+        }
         out
+    }
+
+    /// The BatchNorms with their state_dict prefixes (`norm.encoder.0`, …, `norm.decoder.k`).
+    fn named_norms(&self) -> Vec<(String, &crate::engine::batchnorm::BatchNorm<T>)> {
+        let e = self.config.trunk.len();
+        self.norms
+            .iter()
+            .enumerate()
+            .map(|(p, bn)| {
+                let name = if p < e {
+                    format!("norm.encoder.{p}")
+                } else {
+                    format!("norm.decoder.{}", p - e)
+                };
+                (name, bn)
+            })
+            .collect()
     }
 
     /// The dense layers with their state_dict prefixes, in parameter order.
@@ -132,6 +167,17 @@ impl<T: Scalar> Network<T> {
                 .copy_from_slice(values[k + 1]);
             k += 2;
         }
+        for bn in &mut self.norms {
+            bn.gamma
+                .as_slice_mut()
+                .expect("standard layout")
+                .copy_from_slice(values[k]);
+            bn.beta
+                .as_slice_mut()
+                .expect("standard layout")
+                .copy_from_slice(values[k + 1]);
+            k += 2;
+        }
         if let Some(d) = &mut self.dispersion {
             d.log_theta
                 .as_slice_mut()
@@ -143,6 +189,18 @@ impl<T: Scalar> Network<T> {
             c.mu.as_slice_mut()
                 .expect("standard layout")
                 .copy_from_slice(values[k]);
+            k += 1;
+        }
+        for bn in &mut self.norms {
+            bn.running_mean
+                .as_slice_mut()
+                .expect("standard layout")
+                .copy_from_slice(values[k]);
+            bn.running_var
+                .as_slice_mut()
+                .expect("standard layout")
+                .copy_from_slice(values[k + 1]);
+            k += 2;
         }
         Ok(())
     }
@@ -179,6 +237,16 @@ impl<T: Scalar> Parameters<T> for Network<T> {
             f(
                 layer.bias.as_slice_mut().expect("standard layout"),
                 layer.dbias.as_slice().expect("standard layout"),
+            );
+        }
+        for bn in &mut self.norms {
+            f(
+                bn.gamma.as_slice_mut().expect("standard layout"),
+                bn.dgamma.as_slice().expect("standard layout"),
+            );
+            f(
+                bn.beta.as_slice_mut().expect("standard layout"),
+                bn.dbeta.as_slice().expect("standard layout"),
             );
         }
         if let Some(d) = &mut self.dispersion {

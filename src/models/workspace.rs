@@ -7,6 +7,8 @@
 
 use super::latent::LatentStage;
 use crate::csr::Csc;
+use crate::engine::batchnorm::BnCache;
+use crate::engine::dropout;
 use crate::engine::output_mse::OutputScratch;
 use crate::engine::Scalar;
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
@@ -24,6 +26,11 @@ pub(super) struct Widths<'a> {
     pub decoder: Vec<usize>,
     /// Input width of the output layer.
     pub output_in: usize,
+    /// Widths of the hidden positions that carry BatchNorm and dropout (encoder layers, then
+    /// decoder layers but the output), when either is on; empty otherwise.
+    pub regularised: Vec<usize>,
+    /// Whether dropout masks are needed.
+    pub dropout: bool,
 }
 
 /// Activations and their gradients for batches of up to `capacity` cells. Allocated once and
@@ -48,6 +55,12 @@ pub struct Workspace<T> {
     pub(super) output: OutputScratch<T>,
     /// The DEC target `p` of the batch's cells (no rows: no DEC term).
     cluster_target: Array2<f64>,
+    /// Training mode: BatchNorm from the batch's statistics and dropout on. Off (evaluation)
+    /// unless set, so that encoding and held-out losses never depend on the batch.
+    pub(super) training: bool,
+    /// BatchNorm's caches and the dropout masks, one per hidden position.
+    pub(super) bn_cache: Vec<BnCache<T>>,
+    pub(super) masks: Vec<Array2<T>>,
 }
 
 /// The first `b` rows of a buffer.
@@ -101,6 +114,13 @@ impl<T: Scalar> Workspace<T> {
                 OutputScratch::default()
             },
             cluster_target: Array2::zeros((0, 0)),
+            training: false,
+            bn_cache: w.regularised.iter().map(|_| BnCache::default()).collect(),
+            masks: w
+                .regularised
+                .iter()
+                .map(|&n| z(if w.dropout { n } else { 0 }))
+                .collect(),
         }
     }
 
@@ -130,6 +150,20 @@ impl<T: Scalar> Workspace<T> {
         {
             if a.nrows() < capacity {
                 *a = Array2::zeros((capacity, a.ncols()));
+            }
+        }
+    }
+
+    /// Training mode on (BatchNorm from batch statistics, dropout on) or off (evaluation).
+    pub fn set_training(&mut self, on: bool) {
+        self.training = on;
+    }
+
+    /// Draws fresh dropout masks with probability `p` for the first `b` rows.
+    pub fn draw_dropout<R: rand::Rng + ?Sized>(&mut self, rng: &mut R, p: f64, b: usize) {
+        for m in &mut self.masks {
+            if m.ncols() > 0 {
+                dropout::draw(rng, p, top_mut(m, b));
             }
         }
     }

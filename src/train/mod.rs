@@ -175,6 +175,9 @@ pub fn train_with(
     let cfg = net.config.clone();
     let b_max = opts.batch_size.min(n);
     let mut ws = net.workspace(b_max, true);
+    ws.set_training(true);
+    let mut dropout_rng = stream(opts.seed, Stream::Dropout);
+    let mut skipped_single = false;
     let mut adam = Adam::new(opts.lr);
     let mut shuffle_rng = stream(opts.seed, Stream::Shuffle);
     let mut noise_rng = stream(opts.seed, Stream::Noise);
@@ -200,6 +203,19 @@ pub fn train_with(
         let (mut recon_sum, mut kl_sum, mut cluster_sum) = (0.0f64, 0.0f64, 0.0f64);
         for (k, rows) in order.chunks(b_max).enumerate() {
             let b = rows.len();
+            if b == 1 && cfg.batchnorm {
+                // BatchNorm has no variance over one cell (SCIENCE-SPEC 4): that cell sits
+                // out this epoch's last step (another cell, next epoch's shuffle).
+                if !skipped_single {
+                    progress
+                        .note("a last batch of 1 cell is skipped each epoch (BatchNorm needs 2)");
+                    skipped_single = true;
+                }
+                continue;
+            }
+            if cfg.dropout > 0.0 {
+                ws.draw_dropout(&mut dropout_rng, cfg.dropout, b);
+            }
             x.gather_rows_into(rows, &mut batch);
             match dec.batch_target(rows) {
                 Some(p) => ws.set_cluster_target(p.view()),
@@ -224,6 +240,7 @@ pub fn train_with(
                     what: "the loss".into(),
                 });
             }
+            net.update_batchnorm(&ws);
             if let Err(bad) = adam.step(net) {
                 return Err(Error::NonFinite {
                     epoch,
