@@ -27,7 +27,7 @@ pub fn draw<T: Scalar, R: Rng + ?Sized>(rng: &mut R, p: f64, mut mask: ArrayView
 
 /// `x ← x ⊙ mask` (forward), or `δ ← δ ⊙ mask` (backward: the same product).
 pub fn apply<T: Scalar>(mut x: ArrayViewMut2<'_, T>, mask: ArrayView2<'_, T>) {
-    x.zip_mut_with(&mask, |v, &m| *v = *v * m);
+    x.zip_mut_with(&mask, |v, &m| *v *= m);
 }
 
 #[cfg(test)]
