@@ -31,6 +31,10 @@ CANDIDATES = [
     ("warm-up", ["--kl-warmup", "100"]),
     ("width", ["--hidden", "256", "--decoder", "256"]),
     ("depth", ["--hidden", "256,128", "--decoder", "128,256"]),
+    ("batchnorm", ["--batchnorm"]),
+    ("dropout", ["--dropout", "0.1"]),
+    ("batchnorm+dropout", ["--batchnorm", "--dropout", "0.1"]),
+    ("dec", ["--dec", "100", "--dec-clusters", "9"]),
 ]
 
 

@@ -931,3 +931,48 @@ fn nb_likelihood_trains_on_counts_only() {
     );
     assert!(!work.join("bad/model.safetensors").exists());
 }
+
+/// `--preset scrna` on a small count matrix with fewer genes than its 2,000 HVGs: every gene
+/// is kept (and said), the input is scaled, a validation split is held out, the PCA row has
+/// up to 50 components, and the run writes the usual outputs.
+#[test]
+fn scrna_preset_runs_on_a_small_count_matrix() {
+    let out = scratch("scrna");
+    let o = ok(&[
+        "run",
+        "--preset",
+        "scrna",
+        "--data",
+        TINY,
+        "--qc",
+        "none",
+        "--epochs",
+        "3",
+        "--perplexity",
+        "5",
+        "--tsne-iterations",
+        "250",
+        "--n-init",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("all are kept") && err.contains("scaled"),
+        "{err}"
+    );
+    let summary = fs::read_to_string(out.join("summary.csv")).unwrap();
+    assert_eq!(summary.lines().count(), 5, "{summary}");
+    let (_, meta) = cellvae::train::checkpoint::load(&out.join("vae/model.safetensors")).unwrap();
+    assert_eq!(meta.config.preset, cellvae::models::Preset::Scrna);
+    assert!(meta.scaling.is_some());
+    let loss = fs::read_to_string(out.join("vae/loss.csv")).unwrap();
+    let last: Vec<&str> = loss.lines().last().unwrap().split(',').collect();
+    assert!(last[5].parse::<f64>().is_ok(), "held-out loss: {loss}");
+    let pcs = fs::read_to_string(out.join("pca/latent.csv")).unwrap();
+    let columns = pcs.lines().next().unwrap().split(',').count() - 1;
+    assert_eq!(columns, 40, "50 components asked, 40 genes: {columns}");
+    let report = fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("Three protocols"));
+}

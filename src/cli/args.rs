@@ -38,8 +38,9 @@ pub enum PresetArg {
     Paper,
     /// The study's code
     SeedCode,
-    /// Beyond the study: 2,000 HVGs (seurat), scaled, validation split 0.1, KL warm-up,
-    /// one 128-unit ReLU layer each way, latent 10, β 1, batch 128; PCA with 50 components
+    /// Beyond the study: 2,000 HVGs (seurat), scaled, validation split 0.1, KL warm-up 50,
+    /// one 128-unit ReLU layer each way with BatchNorm and dropout 0.1, latent 6, β 2,
+    /// batch 128; PCA with 50 components
     Scrna,
 }
 
@@ -145,6 +146,9 @@ pub struct DataArgs {
     /// are stored with each model, and embed applies them)
     #[arg(long)]
     pub scale: bool,
+    /// Do not scale, whatever the preset says (--preset scrna scales by default)
+    #[arg(long, conflicts_with = "scale")]
+    pub no_scale: bool,
 }
 
 impl DataArgs {
@@ -155,7 +159,7 @@ impl DataArgs {
         if let PresetArg::Scrna = preset {
             self.hvg.get_or_insert(2000);
             self.hvg_flavor.get_or_insert(HvgFlavorArg::Seurat);
-            self.scale = true;
+            self.scale = !self.no_scale;
         }
         self
     }
@@ -308,6 +312,9 @@ pub struct ModelArgs {
     /// when encoding)
     #[arg(long)]
     pub batchnorm: bool,
+    /// No BatchNorm, whatever the preset says (--preset scrna has it)
+    #[arg(long, conflicts_with = "batchnorm")]
+    pub no_batchnorm: bool,
     /// Dropout probability after every hidden layer of the encoder and decoder (training only)
     #[arg(long, value_name = "P")]
     pub dropout: Option<f64>,
@@ -367,6 +374,9 @@ impl ModelArgs {
         c.vsc_c_schedule = self.vsc_c_schedule;
         if self.batchnorm {
             c.batchnorm = true;
+        }
+        if self.no_batchnorm {
+            c.batchnorm = false;
         }
         if let Some(p) = self.dropout {
             c.dropout = p;
