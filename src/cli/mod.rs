@@ -8,6 +8,7 @@ mod commands;
 mod markers;
 mod pipeline;
 mod run_outputs;
+mod run_report;
 
 use args::{DataArgs, ModelArg, ModelArgs};
 use clap::{Parser, Subcommand};

@@ -1,8 +1,8 @@
 //! `cellvae run`: the whole study in one command. Each model is evaluated in turn
 //! ([`evaluate_model`]: codes, t-SNE, UMAP, clusters, marker genes, scores, its folder's
-//! files), then the run's
-//! own outputs are written ([`write_run_outputs`]: figures, `summary.csv`, `report.md`). The
-//! steps it shares with the single subcommands live in [`super::commands`].
+//! files), then the run's own outputs are written (`super::run_report`: figures,
+//! `summary.csv`, `report.md`; with `--seeds`, once per seed and then the summary over
+//! seeds). The steps it shares with the single subcommands live in [`super::commands`].
 
 use super::args::{DataArgs, LabelArgs, ModelArgs, PresetArg};
 use super::commands::{
@@ -12,6 +12,7 @@ use super::commands::{
 use super::run_outputs::{
     centres, more_scores, score_against, write_anndata, write_markers, Embeddings,
 };
+use super::run_report::{write_run_outputs, write_seeds_report};
 use crate::analysis::kmeans::{kmeans, KMeansOptions};
 use crate::analysis::label_scores::active_units;
 use crate::analysis::leiden::{knn_graph, leiden_k, Iterations, NEIGHBOURS};
@@ -27,8 +28,8 @@ use crate::preprocess::Prepared;
 use crate::report::confusion::confusion_figure;
 use crate::report::plots::{self, Clusters};
 use crate::report::seeds;
-use crate::report::summary::{self, LeidenOutcome, ModelOutcome, ReportContext};
-use crate::train::{EpochRecord, TrainOptions};
+use crate::report::summary::{self, LeidenOutcome, ModelOutcome};
+use crate::train::TrainOptions;
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -54,7 +55,7 @@ impl RunModel {
     }
 
     /// The name of its output folder and summary row.
-    fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         self.kind().map_or("pca", ModelKind::name)
     }
 }
@@ -141,20 +142,20 @@ fn load_labels(a: &RunArgs, d: &Dataset, quiet: bool) -> Result<Option<CellTypes
 }
 
 /// What every model of a run shares.
-struct RunContext<'a> {
-    args: &'a RunArgs,
-    data: &'a Dataset,
+pub(super) struct RunContext<'a> {
+    pub(super) args: &'a RunArgs,
+    pub(super) data: &'a Dataset,
     /// Where this seed's outputs go.
-    out: &'a Path,
+    pub(super) out: &'a Path,
     /// The prepared input (`data` is its matrix), with the counts and the scaling.
-    prep: &'a Prepared,
-    types: Option<&'a CellTypes>,
+    pub(super) prep: &'a Prepared,
+    pub(super) types: Option<&'a CellTypes>,
     /// Number of clusters, when there are labels or `--k`.
-    k: Option<usize>,
-    topts: &'a TrainOptions,
-    /// Components of the PCA baseline: the networks' latent width.
-    pca_components: usize,
-    quiet: bool,
+    pub(super) k: Option<usize>,
+    pub(super) topts: &'a TrainOptions,
+    /// Components of the PCA baseline.
+    pub(super) pca_components: usize,
+    pub(super) quiet: bool,
 }
 
 /// One model of the run: its codes (a trained network's, or the PCA scores), 2-D and 3-D
@@ -328,99 +329,6 @@ fn evaluate_model(
         leiden: leiden_labels,
     };
     Ok((outcome, embeddings))
-}
-
-/// The run's own outputs, from every model's outcome: the score and loss figures,
-/// `summary.csv`, `report.md`, and the score table on stdout.
-fn write_run_outputs(
-    ctx: &RunContext<'_>,
-    plan: &[(RunModel, Option<ModelConfig>)],
-    prep: &Prepared,
-    outcomes: &[ModelOutcome],
-    started: Instant,
-) -> Result<()> {
-    let a = ctx.args;
-    let score_rows: Vec<(String, [f64; 4])> = outcomes
-        .iter()
-        .filter_map(|o| {
-            o.scores.map(|s| {
-                (
-                    o.name.clone(),
-                    [s.nmi_geometric, s.ari, s.homogeneity, s.completeness],
-                )
-            })
-        })
-        .collect();
-    if !score_rows.is_empty() {
-        plots::score_bars(&ctx.out.join("scores.png"), &score_rows)?;
-    }
-    let curves: Vec<(String, Vec<EpochRecord>)> = outcomes
-        .iter()
-        .filter(|o| !o.records.is_empty())
-        .map(|o| (o.name.clone(), o.records.clone()))
-        .collect();
-    if !curves.is_empty() {
-        plots::loss_curves(&ctx.out.join("losses.png"), &curves)?;
-    }
-    summary::write_summary_csv(&ctx.out.join("summary.csv"), outcomes)?;
-    let command = std::iter::once("cellvae".to_string())
-        .chain(std::env::args().skip(1))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let cfg_json = serde_json::Value::Object(
-        plan.iter()
-            .filter_map(|(m, c)| c.as_ref().map(|c| (m.name().to_string(), c.to_json())))
-            .collect(),
-    );
-    let d = ctx.data;
-    let report = ReportContext {
-        command: &command,
-        data: &a.data.data.display().to_string(),
-        cells: d.n_cells(),
-        genes: d.n_genes(),
-        labelled: ctx.types.map_or(0, CellTypes::labelled),
-        k: ctx.k,
-        preset: a.model.preset_name(),
-        epochs: ctx.topts.epochs,
-        seed: ctx.topts.seed,
-        threads: rayon::current_num_threads(),
-        notes: &prep.notes,
-        configs: cfg_json,
-        total_seconds: started.elapsed().as_secs_f64(),
-    };
-    summary::write_report(&ctx.out.join("report.md"), outcomes, &report)?;
-    println!("{}", summary::table(outcomes));
-    Ok(())
-}
-
-/// The top-level `report.md` of a run over several seeds: the mean ± sd table and a link to
-/// each seed's own report.
-fn write_seeds_report(
-    a: &RunArgs,
-    seeds: &[u64],
-    all: &[ModelOutcome],
-    started: Instant,
-) -> Result<()> {
-    let command = std::iter::once("cellvae".to_string())
-        .chain(std::env::args().skip(1))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let mut r = format!(
-        "# cellvae report: {} training seeds\n\nReproduce with:\n\n```\n{command}\n```\n\n\
-         Mean ± sample sd over the seeds {:?} (every random stream of a seed's run follows it; \
-         the validation split does not). Total {:.1} s.\n\n",
-        seeds.len(),
-        seeds,
-        started.elapsed().as_secs_f64()
-    );
-    r.push_str(&seeds::mean_table(all));
-    r.push_str("\nEvery row and seed: `summary.csv`; means and sds of every column: `summary_mean.csv`.\n\n");
-    for s in seeds {
-        r.push_str(&format!(
-            "- seed {s}: [seed-{s}/report.md](seed-{s}/report.md)\n"
-        ));
-    }
-    crate::io::atomic::write_atomic(&a.out.join("report.md"), |w| w.write_all(r.as_bytes()))
 }
 
 /// `cellvae run`.

@@ -6,6 +6,7 @@ pub mod latent;
 pub mod network;
 mod network_dec;
 mod network_nb;
+mod network_norm;
 pub mod params;
 pub mod workspace;
 

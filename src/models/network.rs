@@ -21,13 +21,12 @@ use super::config::{Likelihood, ModelConfig, ModelKind};
 use super::latent::Noise;
 use super::workspace::{top, top_mut, Widths, Workspace};
 use crate::csr::Csr;
-use crate::engine::batchnorm::{BatchNorm, BnCache};
+use crate::engine::batchnorm::BatchNorm;
 use crate::engine::dec::Centroids;
 use crate::engine::dense::Dense;
-use crate::engine::dropout;
 use crate::engine::nb::Dispersion;
 use crate::engine::output_mse;
-use crate::engine::relu::{act_backward, act_forward};
+use crate::engine::relu::act_backward;
 use crate::engine::rng::{stream, Stream};
 use crate::engine::sparse_dense::SparseDense;
 use crate::engine::{mse, Activation, Scalar};
@@ -265,66 +264,6 @@ impl<T: Scalar> Network<T> {
             if reg && k != last {
                 self.post_forward(ws, encoder_positions + k, b, Activation::Relu);
             }
-        }
-    }
-
-    /// Whether hidden layers carry BatchNorm or dropout; then their activation is applied
-    /// after those, not fused into the layer.
-    pub(super) fn regularised(&self) -> bool {
-        self.config.batchnorm || self.config.dropout > 0.0
-    }
-
-    /// The output buffer of hidden position `p` (encoder layers first, then the decoder's).
-    fn position_mut<'w>(&self, ws: &'w mut Workspace<T>, p: usize) -> &'w mut ndarray::Array2<T> {
-        let e = self.config.trunk.len();
-        if p < e {
-            &mut ws.h[p]
-        } else {
-            &mut ws.dec[p - e]
-        }
-    }
-
-    /// After hidden position `p`'s linear map (bias included): BatchNorm, the activation,
-    /// then dropout in training mode, in place (SCIENCE-SPEC 4–5).
-    fn post_forward(&self, ws: &mut Workspace<T>, p: usize, b: usize, act: Activation) {
-        let training = ws.training;
-        let mut cache = std::mem::take(&mut ws.bn_cache[p]);
-        let mask = std::mem::take(&mut ws.masks[p]);
-        let mut y = top_mut(self.position_mut(ws, p), b);
-        if let Some(bn) = self.norms.get(p) {
-            bn.forward(y.view_mut(), &mut cache, training);
-        }
-        act_forward(y.view_mut(), act);
-        if training && self.config.dropout > 0.0 {
-            dropout::apply(y, top(&mask, b));
-        }
-        ws.bn_cache[p] = cache;
-        ws.masks[p] = mask;
-    }
-
-    /// The reverse of [`Network::post_forward`] on the gradient `dy` of position `p`'s output
-    /// (`y`): the dropout mask, the activation's, then BatchNorm's backward, in place.
-    fn post_backward(
-        norm: Option<&mut BatchNorm<T>>,
-        cache: &BnCache<T>,
-        mask: Option<ArrayView2<'_, T>>,
-        y: ArrayView2<'_, T>,
-        mut dy: ArrayViewMut2<'_, T>,
-        act: Activation,
-    ) {
-        if let Some(m) = mask {
-            dropout::apply(dy.view_mut(), m);
-        }
-        act_backward(y, dy.view_mut(), act);
-        if let Some(bn) = norm {
-            bn.backward(dy, cache);
-        }
-    }
-
-    /// Moves every BatchNorm's running statistics towards the last training step's batch.
-    pub fn update_batchnorm(&mut self, ws: &Workspace<T>) {
-        for (bn, cache) in self.norms.iter_mut().zip(&ws.bn_cache) {
-            bn.update_running(cache);
         }
     }
 
