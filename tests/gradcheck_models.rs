@@ -231,6 +231,38 @@ fn preset_parameter_counts_match_the_spec() {
     }
 }
 
+/// Every tensor's analytic gradient (`tensors`, from a training step) against central
+/// differences of `loss` (the forward pass in the same mode, on the same batch); each must be
+/// within tolerance and, when `nonzero`, receive some gradient. `what` names the case.
+fn assert_tensors(
+    net: &mut Network<f64>,
+    tensors: &[(Vec<f64>, Vec<f64>)],
+    what: &str,
+    nonzero: bool,
+    mut loss: impl FnMut(&mut Network<f64>) -> f64,
+) {
+    let names = net.state_dict();
+    for (t, (values, analytic)) in tensors.iter().enumerate() {
+        let numeric = numeric_gradient(
+            values.len(),
+            |_| H,
+            |i, d| {
+                nudge(net, t, i, d);
+                let v = loss(net);
+                nudge(net, t, i, -d);
+                v
+            },
+        );
+        let err = max_error(analytic, &numeric);
+        assert!(
+            !nonzero || analytic.iter().any(|&g| g != 0.0),
+            "{what} {}: all-zero gradient",
+            names[t].0
+        );
+        assert!(err < TOLERANCE, "{what} {}: error {err:e}", names[t].0);
+    }
+}
+
 /// Integer counts for the NB models: mostly zeros, small counts, one count of 60.
 fn counts(cells: usize, seed: u64) -> Csr<f64> {
     let mut rng = stream(seed, Stream::Shuffle);
@@ -275,31 +307,11 @@ fn gradcheck_nb_models() {
             let losses = net.train_step_nb(&mut ws, &x, &y, &noise, cfg.vsc_c);
             assert!(losses.recon.is_finite() && losses.recon > 0.0);
             let tensors = params(&mut net);
-            let names = net.state_dict();
-            assert_eq!(names.last().unwrap().0, "px_r");
-            for (t, (values, analytic)) in tensors.iter().enumerate() {
-                let numeric = numeric_gradient(
-                    values.len(),
-                    |_| H,
-                    |i, d| {
-                        nudge(&mut net, t, i, d);
-                        let v = net.forward_nb(&mut ws, &x, &y, &noise, cfg.vsc_c).total;
-                        nudge(&mut net, t, i, -d);
-                        v
-                    },
-                );
-                let err = max_error(analytic, &numeric);
-                assert!(
-                    analytic.iter().any(|&g| g != 0.0),
-                    "{kind:?} NB batch of {cells} {}: all-zero gradient",
-                    names[t].0
-                );
-                assert!(
-                    err < TOLERANCE,
-                    "{kind:?} NB batch of {cells} {}: error {err:e}",
-                    names[t].0
-                );
-            }
+            assert_eq!(net.state_dict().last().unwrap().0, "px_r");
+            let what = format!("{kind:?} NB batch of {cells}");
+            assert_tensors(&mut net, &tensors, &what, true, |net| {
+                net.forward_nb(&mut ws, &x, &y, &noise, cfg.vsc_c).total
+            });
         }
     }
 }
@@ -352,30 +364,15 @@ fn gradcheck_dec_models() {
                     .all(|(a, b)| (a - b).abs() <= 1e-12 * (1.0 + b.abs())));
             }
         }
-        let names = net.state_dict();
-        assert_eq!(names.last().unwrap().0, "dec.centroids");
-        for (t, (values, analytic)) in tensors.iter().enumerate() {
-            let numeric = numeric_gradient(
-                values.len(),
-                |_| H,
-                |i, d| {
-                    nudge(&mut net, t, i, d);
-                    let v = if nb {
-                        net.forward_nb(&mut ws, &x, &y, &noise, cfg.vsc_c).total
-                    } else {
-                        net.forward(&mut ws, &x, &noise, cfg.vsc_c).total
-                    };
-                    nudge(&mut net, t, i, -d);
-                    v
-                },
-            );
-            let err = max_error(analytic, &numeric);
-            assert!(
-                err < TOLERANCE,
-                "{kind:?} {likelihood:?} DEC {}: error {err:e}",
-                names[t].0
-            );
-        }
+        assert_eq!(net.state_dict().last().unwrap().0, "dec.centroids");
+        let what = format!("{kind:?} {likelihood:?} DEC");
+        assert_tensors(&mut net, &tensors, &what, false, |net| {
+            if nb {
+                net.forward_nb(&mut ws, &x, &y, &noise, cfg.vsc_c).total
+            } else {
+                net.forward(&mut ws, &x, &noise, cfg.vsc_c).total
+            }
+        });
     }
 }
 
@@ -421,33 +418,14 @@ fn gradcheck_batchnorm_dropout_models() {
         }
         let names = net.state_dict();
         assert!(names.iter().any(|t| t.0 == "norm.encoder.0.running_var"));
-        for (t, (values, analytic)) in tensors.iter().enumerate() {
-            let numeric = numeric_gradient(
-                values.len(),
-                |_| H,
-                |i, d| {
-                    nudge(&mut net, t, i, d);
-                    let v = if nb {
-                        net.forward_nb(&mut ws, &x, &y, &noise, cfg.vsc_c).total
-                    } else {
-                        net.forward(&mut ws, &x, &noise, cfg.vsc_c).total
-                    };
-                    nudge(&mut net, t, i, -d);
-                    v
-                },
-            );
-            let err = max_error(analytic, &numeric);
-            assert!(
-                analytic.iter().any(|&g| g != 0.0),
-                "{kind:?} {likelihood:?} BN {}: all-zero gradient",
-                names[t].0
-            );
-            assert!(
-                err < TOLERANCE,
-                "{kind:?} {likelihood:?} BN {}: error {err:e}",
-                names[t].0
-            );
-        }
+        let what = format!("{kind:?} {likelihood:?} BN");
+        assert_tensors(&mut net, &tensors, &what, true, |net| {
+            if nb {
+                net.forward_nb(&mut ws, &x, &y, &noise, cfg.vsc_c).total
+            } else {
+                net.forward(&mut ws, &x, &noise, cfg.vsc_c).total
+            }
+        });
         // Evaluation mode: the first cell's code is the same alone and in the batch.
         net.update_batchnorm(&ws);
         let mut eval = net.workspace(CELLS, false);
