@@ -23,7 +23,8 @@ import torch.nn as nn
 
 class Net(nn.Module):
     def __init__(self, kind, genes, trunk=(128, 32), head_hidden=16, latent=6, decoder=(16, 32, 128),
-                 first_act="none", code_act="relu", beta=2.0, c=50.0, alpha=0.5, reduction="mean"):
+                 first_act="none", code_act="relu", beta=2.0, c=50.0, alpha=0.5, reduction="mean",
+                 batchnorm=False, nb=False, dec_clusters=0):
         super().__init__()
         self.kind, self.beta, self.c, self.alpha, self.reduction = kind, beta, c, alpha, reduction
         self.first_act, self.code_act = first_act, code_act
@@ -39,6 +40,34 @@ class Net(nn.Module):
             self.heads[h] = m
         dw = [latent] + list(decoder) + [genes]
         self.decoder = nn.ModuleList([nn.Linear(a, b) for a, b in zip(dw[:-1], dw[1:])])
+        # --batchnorm: one BatchNorm1d after each hidden layer (cellvae's names norm.encoder.i,
+        # norm.decoder.i; scVI's momentum and eps). --likelihood nb: px_r. --dec: dec.centroids.
+        self.batchnorm = batchnorm
+        if batchnorm:
+            self.norm = nn.Module()
+            bn = lambda w: nn.BatchNorm1d(w, eps=1e-3, momentum=0.01)
+            self.norm.encoder = nn.ModuleList([bn(w) for w in trunk])
+            self.norm.decoder = nn.ModuleList([bn(w) for w in decoder])
+        if nb:
+            self.px_r = nn.Parameter(torch.zeros(genes))
+        if dec_clusters:
+            self.dec = nn.Module()
+            self.dec.centroids = nn.Parameter(torch.zeros(dec_clusters, latent))
+        self.scaling = None  # (mean, sd, clip) from the checkpoint, applied by `encode`
+
+    def trunk_forward(self, x):
+        """The encoder trunk in evaluation mode (BatchNorm from its running statistics)."""
+        h = self.encoder[0](x)
+        if self.batchnorm:
+            h = self.norm.encoder[0](h)
+        if self.first_act == "relu":
+            h = torch.relu(h)
+        for i, layer in enumerate(self.encoder[1:], start=1):
+            h = layer(h)
+            if self.batchnorm:
+                h = self.norm.encoder[i](h)
+            h = torch.relu(h)
+        return h
 
     def head(self, name, h):
         m = self.heads[name]
@@ -90,12 +119,12 @@ class Net(nn.Module):
     def encode(self, x, gamma=False, sample_noise=None):
         """The codes cellvae writes: AE z, beta-VAE mu, beta-VSC mu (the slab mean), then the
         spike probabilities gamma = exp(min(s_pre, 0)) when `gamma` is set (VSC). A `seed-code`
-        VAE's codes are a sample mu + eps * exp(logvar / 2): pass `sample_noise` (eps) for them."""
-        h = self.encoder[0](x)
-        if self.first_act == "relu":
-            h = torch.relu(h)
-        for layer in self.encoder[1:]:
-            h = torch.relu(layer(h))
+        VAE's codes are a sample mu + eps * exp(logvar / 2): pass `sample_noise` (eps) for them.
+        A model trained with --scale gets the checkpoint's per-gene scaling applied to `x` first."""
+        if self.scaling is not None:
+            mean, sd, clip = self.scaling
+            x = torch.clamp((x - mean) / sd, -clip, clip)
+        h = self.trunk_forward(x)
         if self.kind == "ae":
             return self.head("z", h)
         mu = self.head("mu", h)
@@ -112,7 +141,9 @@ def from_config(cfg, genes):
                latent=cfg["latent"], decoder=tuple(cfg["decoder"]),
                first_act=cfg["first_activation"], code_act=cfg["code_activation"],
                beta=cfg["beta"] if cfg["model"] != "ae" else 0.0, c=cfg["vsc_c"],
-               alpha=cfg["vsc_alpha"], reduction=cfg["reduction"])
+               alpha=cfg["vsc_alpha"], reduction=cfg["reduction"],
+               batchnorm=cfg.get("batchnorm", False), nb=cfg.get("likelihood") == "nb",
+               dec_clusters=cfg.get("dec_clusters", 0))
 
 
 def load(path, dtype=torch.float32):
@@ -128,9 +159,15 @@ def load(path, dtype=torch.float32):
     meta = dict(raw)
     for key in ["config", "gene_ids", "gene_names"]:
         meta[key] = json.loads(raw[key])
-    state = load_file(path)
+    state = {k: v.to(dtype) for k, v in load_file(path).items()}
     net = from_config(meta["config"], len(meta["gene_ids"])).to(dtype)
-    net.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=True)
+    # BatchNorm1d's step counter is PyTorch's own; cellvae does not store it.
+    own = {k: v for k, v in net.state_dict().items() if k.endswith("num_batches_tracked")}
+    net.load_state_dict({**own, **state}, strict=True)
+    if "scaling" in raw:
+        s = json.loads(raw["scaling"])
+        meta["scaling"] = s
+        net.scaling = (torch.tensor(s["mean"], dtype=dtype), torch.tensor(s["sd"], dtype=dtype), s["clip"])
     return net.eval(), meta
 
 
