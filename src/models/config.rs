@@ -222,8 +222,8 @@ impl ModelConfig {
     /// The `scrna` preset's configuration of `kind`: latent width, β, BatchNorm and dropout
     /// chosen by held-out loss on the validation cells (`benches/scrna_selection.py`; README).
     fn scrna(kind: ModelKind) -> Self {
+        // The study's values (VSC's c and α, MSE, no DEC) except where this says otherwise.
         ModelConfig {
-            kind,
             preset: Preset::Scrna,
             latent: 6,
             trunk: vec![128],
@@ -233,14 +233,9 @@ impl ModelConfig {
             code_activation: Activation::Identity,
             reduction: Reduction::Mean,
             beta: if kind == ModelKind::Ae { 0.0 } else { 2.0 },
-            vsc_c: 50.0,
-            vsc_alpha: 0.5,
-            vsc_c_schedule: false,
-            likelihood: Likelihood::Mse,
-            dec_clusters: 0,
-            dec_weight: 0.0,
             batchnorm: true,
             dropout: 0.1,
+            ..Self::preset(kind, Preset::Paper)
         }
     }
 

@@ -175,7 +175,10 @@ impl<T: Scalar> Workspace<T> {
 
     /// Removes the DEC target: the next steps have no DEC term.
     pub fn clear_cluster_target(&mut self) {
-        self.cluster_target = Array2::zeros((0, 0));
+        // Called every step outside the DEC phase: nothing to do unless a target is set.
+        if self.cluster_target.nrows() > 0 {
+            self.cluster_target = Array2::zeros((0, 0));
+        }
     }
 
     /// The DEC target of a batch of `b` cells, if one is set.
