@@ -47,13 +47,14 @@ def main():
     p.add_argument("--models", default="vae")
     p.add_argument("--data", default="data/pbmc3k")
     p.add_argument("--out", default=os.path.join(ROOT, "target", "ablation"))
+    p.add_argument("--binary", default=BINARY, help="the cellvae to run (a copy keeps a rebuild from changing it mid-table)")
     a = p.parse_args()
     print("| setting | model | t-SNE → k-means NMI / ARI | codes → k-means NMI / ARI | codes → Leiden(k) NMI / ARI | held-out loss |")
     print("|---|---|---|---|---|---|")
     for i, (name, flags) in enumerate(ROWS):
         models = a.models + (",pca" if i == 0 else "")
         out = os.path.join(a.out, f"row{i}")
-        subprocess.run([BINARY, "run", "--preset", "scrna", "--data", a.data, "--seeds", a.seeds,
+        subprocess.run([a.binary, "run", "--preset", "scrna", "--data", a.data, "--seeds", a.seeds,
                         "--models", models, "--quiet", "--out", out] + flags,
                        check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
         with open(os.path.join(out, "summary_mean.csv")) as f:
