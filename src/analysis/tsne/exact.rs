@@ -12,7 +12,7 @@
 
 use rayon::prelude::*;
 
-const LANES: usize = 16;
+pub(super) const LANES: usize = 16;
 
 /// Student-t kernel with `ν` degrees of freedom (1 or 2) at squared distance `d2`.
 #[inline(always)]
@@ -44,7 +44,17 @@ fn kernel_nu<const NU1: bool>(d2: f32) -> (f32, f32) {
     }
 }
 
-/// Attraction, repulsion and `Σ_j w_ij` (self excluded) of point `i`.
+/// The running sums of a row over its whole blocks of [`LANES`] points, lane by lane: the
+/// attraction and repulsion per dimension and `Σ w`.
+pub(super) struct Lanes<const D: usize> {
+    pub attr: [[f32; LANES]; D],
+    pub rep: [[f32; LANES]; D],
+    pub z: [f32; LANES],
+}
+
+/// Attraction, repulsion and `Σ_j w_ij` (self excluded) of point `i`: the whole blocks in
+/// lanes (with AVX-512 where the CPU has it), added up in a fixed order, then the last
+/// `n mod LANES` points one by one.
 #[inline(always)]
 fn row_forces<const D: usize, const NU1: bool>(
     i: usize,
@@ -52,15 +62,60 @@ fn row_forces<const D: usize, const NU1: bool>(
     p_row: &[f32],
 ) -> ([f32; D], [f32; D], f32) {
     let n = p_row.len();
+    let full = n / LANES * LANES;
+    #[cfg(target_arch = "x86_64")]
+    let lanes = if crate::engine::scalar::simd_level() == crate::engine::scalar::SimdLevel::Avx512 {
+        // SAFETY: `simd_level` saw AVX-512F on this CPU.
+        unsafe { super::exact_avx512::blocks::<D, NU1>(i, y, &p_row[..full]) }
+    } else {
+        blocks::<D, NU1>(i, y, &p_row[..full])
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let lanes = blocks::<D, NU1>(i, y, &p_row[..full]);
+    let Lanes { attr, rep, z } = lanes;
+    let yi: [f32; D] = std::array::from_fn(|d| y[d][i]);
+    let mut a = [0.0f32; D];
+    let mut r = [0.0f32; D];
+    let mut zs: f32 = z.iter().sum();
+    for d in 0..D {
+        a[d] = attr[d].iter().sum();
+        r[d] = rep[d].iter().sum();
+    }
+    for j in full..n {
+        let mut d2 = 0.0;
+        let mut diff = [0.0f32; D];
+        for d in 0..D {
+            diff[d] = yi[d] - y[d][j];
+            d2 += diff[d] * diff[d];
+        }
+        let (w, u) = kernel_nu::<NU1>(d2);
+        zs += w;
+        for d in 0..D {
+            a[d] += p_row[j] * u * diff[d];
+            r[d] += w * u * diff[d];
+        }
+    }
+    // The j = i term: distance 0, kernel 1, no force.
+    (a, r, zs - 1.0)
+}
+
+/// [`Lanes`] of point `i` over `p_full` (a multiple of [`LANES`] points), in portable code:
+/// each inner loop is a plain elementwise pass over LANES values, which the compiler turns
+/// into SIMD code. `super::exact_avx512::blocks` does the same operations in the same order.
+#[inline(always)]
+pub(super) fn blocks<const D: usize, const NU1: bool>(
+    i: usize,
+    y: &[Vec<f32>; D],
+    p_full: &[f32],
+) -> Lanes<D> {
     let yi: [f32; D] = std::array::from_fn(|d| y[d][i]);
     let mut attr = [[0.0f32; LANES]; D];
     let mut rep = [[0.0f32; LANES]; D];
     let mut z = [0.0f32; LANES];
-    let full = n / LANES * LANES;
-    for base in (0..full).step_by(LANES) {
-        let p: &[f32; LANES] = p_row[base..base + LANES].try_into().expect("LANES entries");
-        // Each loop below is a plain elementwise pass over LANES values, which the compiler
-        // turns into SIMD code.
+    for base in (0..p_full.len()).step_by(LANES) {
+        let p: &[f32; LANES] = p_full[base..base + LANES]
+            .try_into()
+            .expect("LANES entries");
         let mut d2 = [0.0f32; LANES];
         for d in 0..D {
             let ys: &[f32; LANES] = y[d][base..base + LANES].try_into().expect("LANES entries");
@@ -87,29 +142,7 @@ fn row_forces<const D: usize, const NU1: bool>(
             }
         }
     }
-    let mut a = [0.0f32; D];
-    let mut r = [0.0f32; D];
-    let mut zs: f32 = z.iter().sum();
-    for d in 0..D {
-        a[d] = attr[d].iter().sum();
-        r[d] = rep[d].iter().sum();
-    }
-    for j in full..n {
-        let mut d2 = 0.0;
-        let mut diff = [0.0f32; D];
-        for d in 0..D {
-            diff[d] = yi[d] - y[d][j];
-            d2 += diff[d] * diff[d];
-        }
-        let (w, u) = kernel_nu::<NU1>(d2);
-        zs += w;
-        for d in 0..D {
-            a[d] += p_row[j] * u * diff[d];
-            r[d] += w * u * diff[d];
-        }
-    }
-    // The j = i term: distance 0, kernel 1, no force.
-    (a, r, zs - 1.0)
+    Lanes { attr, rep, z }
 }
 
 /// Gradient of the KL divergence for the embedding `y` (SoA, `D` coordinate arrays) into
@@ -126,8 +159,10 @@ pub fn gradient<const D: usize>(
         .into_par_iter()
         .map(|i| {
             let p_row = &p[i * n..(i + 1) * n];
-            // Compiled for the baseline (SSE2) on purpose: an AVX2 build of this loop measured
-            // 1.8x slower on the Zen 5 development machine.
+            // The portable blocks are compiled for the baseline (SSE2): an AVX2 build of this
+            // loop measured 1.8x slower on the Zen 5 development machine, and AVX-512 builds of
+            // it vectorised well or badly depending on small changes to the source, which is
+            // why the AVX-512 path is written with intrinsics.
             if nu == 1.0 {
                 row_forces::<D, true>(i, y, p_row)
             } else {

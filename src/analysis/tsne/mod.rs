@@ -12,6 +12,8 @@
 pub mod affinities;
 pub mod barnes_hut;
 pub mod exact;
+#[cfg(target_arch = "x86_64")]
+mod exact_avx512;
 
 use crate::engine::rng::{stream, Stream};
 use crate::error::{Error, Result};
