@@ -39,6 +39,7 @@ use super::sparse_dense::{backward_row, forward_row};
 use super::Reduction;
 use crate::csr::{Csc, Csr};
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Zip};
+use rayon::prelude::*;
 
 /// Small buffers for [`forward_backward`], sized once for batches of up to `capacity` rows.
 #[derive(Clone, Debug, Default)]
@@ -124,12 +125,25 @@ pub fn forward_backward<T: Scalar>(
         sc.gram_w.view_mut(),
     );
     gemm(one, h.t(), h, zero, sc.gram_h.view_mut());
-    // Wᵀb = Σ_g b_g·W_g, one pass down the rows of W.
-    let wb_acc = sc.wb.as_slice_mut().expect("contiguous");
-    wb_acc.fill(zero);
-    for (w_g, &b_g) in w.chunks_exact(n_in).zip(&layer.bias) {
-        axpy(b_g, w_g, wb_acc);
-    }
+    // Wᵀb = Σ_g b_g·W_g, down the rows of W in gene order. Each thread takes a band of the
+    // columns (each sum still runs over the genes in order, so the bits do not depend on the
+    // thread count), which spreads this pass over W across the cores.
+    let band = n_in
+        .div_ceil(rayon::current_num_threads())
+        .next_multiple_of(16);
+    let bias = layer.bias.as_slice().expect("contiguous");
+    sc.wb
+        .as_slice_mut()
+        .expect("contiguous")
+        .par_chunks_mut(band)
+        .enumerate()
+        .for_each(|(k, wb_band)| {
+            let c0 = k * band;
+            wb_band.fill(zero);
+            for (w_g, &b_g) in w.chunks_exact(n_in).zip(bias) {
+                axpy(b_g, &w_g[c0..c0 + wb_band.len()], wb_band);
+            }
+        });
     sc.h_sum.fill(zero);
     add_column_sums(h, sc.h_sum.view_mut());
     let mut h_gram = sc.h_gram.slice_mut(ndarray::s![..batch, ..]);
