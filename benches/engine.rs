@@ -111,8 +111,8 @@ fn training(c: &mut Criterion) {
 
 /// The pieces of a `paper` training step on a PBMC3k batch of 256 cells: the sparse first
 /// layer's forward and weight gradient, the batch transpose, the output layer and loss in one
-/// step (Gram form, as training runs it) and as separate layers (for comparison), and one
-/// Adam update of the whole VAE.
+/// step (Gram form, as training runs it) and as separate layers (for comparison), one Adam
+/// update of the whole VAE and the zeroing of its gradients.
 fn step_parts(c: &mut Criterion) {
     let x = pbmc();
     let rows: Vec<usize> = (0..256).collect();
@@ -172,6 +172,7 @@ fn step_parts(c: &mut Criterion) {
     g.bench_function("adam_vae", |bench| {
         bench.iter(|| adam.step(&mut net).unwrap())
     });
+    g.bench_function("zero_grad_vae", |bench| bench.iter(|| net.zero_grad()));
     g.finish();
 }
 

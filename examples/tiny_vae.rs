@@ -43,28 +43,24 @@ struct TinyVae {
 
 /// Adam sees every (value, gradient) pair, in a fixed order.
 impl Parameters<f32> for TinyVae {
-    fn for_each_param(&mut self, f: &mut dyn FnMut(&mut [f32], &[f32])) {
+    fn for_each_param(&mut self, f: &mut dyn FnMut(&mut [f32], &mut [f32])) {
         let e = &mut self.encoder;
-        f(value(&mut e.weight_t), grad(&e.dweight_t));
-        f(value(&mut e.bias), grad(&e.dbias));
+        f(value(&mut e.weight_t), value(&mut e.dweight_t));
+        f(value(&mut e.bias), value(&mut e.dbias));
         for l in [
             &mut self.mu,
             &mut self.logvar,
             &mut self.decoder,
             &mut self.output,
         ] {
-            f(value(&mut l.weight), grad(&l.dweight));
-            f(value(&mut l.bias), grad(&l.dbias));
+            f(value(&mut l.weight), value(&mut l.dweight));
+            f(value(&mut l.bias), value(&mut l.dbias));
         }
     }
 }
 
 fn value<D: Dimension>(a: &mut Array<f32, D>) -> &mut [f32] {
     a.as_slice_mut().unwrap()
-}
-
-fn grad<D: Dimension>(a: &Array<f32, D>) -> &[f32] {
-    a.as_slice().unwrap()
 }
 
 fn main() -> cellvae::Result<()> {

@@ -21,7 +21,10 @@ const PARALLEL_MIN_LEN: usize = 1 << 16;
 /// Anything whose parameters Adam can update: it hands out each tensor (value, gradient) in a
 /// fixed order, the same on every call.
 pub trait Parameters<T> {
-    fn for_each_param(&mut self, f: &mut dyn FnMut(&mut [T], &[T]));
+    fn for_each_param(&mut self, f: &mut dyn FnMut(&mut [T], &mut [T]));
+
+    /// Called by [`Adam::step`] once it has set every gradient to zero.
+    fn gradients_zeroed(&mut self) {}
 }
 
 /// The optimizer's settings and per-tensor moments.
@@ -77,7 +80,7 @@ impl<T: Scalar> Adam<T> {
                 const BLOCK: usize = 1 << 14;
                 theta
                     .par_chunks_mut(BLOCK)
-                    .zip(grad.par_chunks(BLOCK))
+                    .zip(grad.par_chunks_mut(BLOCK))
                     .zip(m.par_chunks_mut(BLOCK).zip(v.par_chunks_mut(BLOCK)))
                     .map(|((p, g), (m, v))| update(p, g, m, v, consts))
                     .reduce(|| true, |a, b| a && b)
@@ -89,6 +92,7 @@ impl<T: Scalar> Adam<T> {
             }
             k += 1;
         });
+        params.gradients_zeroed();
         match first_bad {
             None => Ok(()),
             Some(tensor) => Err(NonFiniteUpdate { tensor }),
@@ -118,12 +122,13 @@ struct Constants<T> {
 }
 
 simd_fn! {
-    /// The update of the module doc on equal-length slices of a tensor, its gradient and
-    /// its two moments. Returns whether every updated value is finite.
-    fn update<T>(theta: &mut [T], grad: &[T], m: &mut [T], v: &mut [T], k: Constants<T>) -> bool {
+    /// The update of the module doc on equal-length slices of a tensor, its gradient (left
+    /// at zero) and its two moments. Returns whether every updated value is finite.
+    fn update<T>(theta: &mut [T], grad: &mut [T], m: &mut [T], v: &mut [T], k: Constants<T>) -> bool {
         let moments = m.iter_mut().zip(v.iter_mut());
         let mut finite = true;
-        for ((p, &g), (m, v)) in theta.iter_mut().zip(grad).zip(moments) {
+        for ((p, g), (m, v)) in theta.iter_mut().zip(grad).zip(moments) {
+            let g = std::mem::replace(g, T::zero());
             *m += k.b1c * (g - *m);
             *v = k.b2 * *v + k.b2c * g * g;
             *p -= k.step_size * *m / (v.sqrt() / k.bc2_sqrt + k.eps);
@@ -139,8 +144,8 @@ mod tests {
 
     struct One(Vec<f64>, Vec<f64>);
     impl Parameters<f64> for One {
-        fn for_each_param(&mut self, f: &mut dyn FnMut(&mut [f64], &[f64])) {
-            f(&mut self.0, &self.1);
+        fn for_each_param(&mut self, f: &mut dyn FnMut(&mut [f64], &mut [f64])) {
+            f(&mut self.0, &mut self.1);
         }
     }
 
@@ -194,6 +199,10 @@ mod tests {
         for (g, want) in grads.iter().zip(torch.iter()) {
             p.1.copy_from_slice(g);
             adam.step(&mut p).unwrap();
+            assert!(
+                p.1.iter().all(|&g| g == 0.0),
+                "the update zeroes the gradient"
+            );
             for (got, want) in p.0.iter().zip(want) {
                 assert!(
                     (got - want).abs() <= 1e-15 * want.abs().max(1e-3),
@@ -209,17 +218,19 @@ mod tests {
     fn non_finite_update_is_reported() {
         struct Two(Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>);
         impl Parameters<f32> for Two {
-            fn for_each_param(&mut self, f: &mut dyn FnMut(&mut [f32], &[f32])) {
-                f(&mut self.0, &self.1);
-                f(&mut self.2, &self.3);
+            fn for_each_param(&mut self, f: &mut dyn FnMut(&mut [f32], &mut [f32])) {
+                f(&mut self.0, &mut self.1);
+                f(&mut self.2, &mut self.3);
             }
         }
         let long = 2 * PARALLEL_MIN_LEN + 5;
         let mut p = Two(vec![0.5; 3], vec![0.1; 3], vec![0.5; long], vec![0.1; long]);
         let mut adam = Adam::new(1e-3);
         assert_eq!(adam.step(&mut p), Ok(()));
+        p.3.fill(0.1);
         p.3[long - 1] = f32::NAN;
         assert_eq!(adam.step(&mut p), Err(NonFiniteUpdate { tensor: 1 }));
+        p.1.fill(0.1);
         p.1[0] = f32::INFINITY;
         assert_eq!(adam.step(&mut p), Err(NonFiniteUpdate { tensor: 0 }));
     }

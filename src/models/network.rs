@@ -62,6 +62,11 @@ pub struct Network<T> {
     /// The KL weight of the next steps: `config.beta`, except while training warms it up
     /// (`crate::train::TrainOptions::kl_warmup`). Not a parameter; not saved.
     pub kl_weight: f64,
+    /// Every gradient is known to be zero: [`crate::engine::adam::Adam::step`] zeroes them in
+    /// its update pass and says so, and [`Network::zero_grad`] then skips its own pass over
+    /// them (7 MB each for the first and the output layer of `paper`). Every pass that adds
+    /// into the gradients starts with `zero_grad`, which clears the flag.
+    pub(super) grads_zeroed: bool,
 }
 
 /// The values of one step's loss, reduced as the configuration says.
@@ -159,6 +164,7 @@ impl<T: Scalar> Network<T> {
             centroids,
             norms,
             kl_weight: config.beta,
+            grads_zeroed: false,
             config,
             n_genes,
             first,
@@ -483,8 +489,12 @@ impl<T: Scalar> Network<T> {
             .forward(&self.config, &heads, noise, c, top_mut(&mut ws.z, b))
     }
 
-    /// Zeroes every parameter gradient.
+    /// Sets every gradient to zero (nothing to do right after an Adam step, which left them
+    /// at zero).
     pub fn zero_grad(&mut self) {
+        if std::mem::take(&mut self.grads_zeroed) {
+            return;
+        }
         self.first.zero_grad();
         self.trunk.iter_mut().for_each(Dense::zero_grad);
         for head in &mut self.heads {

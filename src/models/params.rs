@@ -220,46 +220,53 @@ impl<T: Scalar> Network<T> {
 }
 
 impl<T: Scalar> Parameters<T> for Network<T> {
-    fn for_each_param(&mut self, f: &mut dyn FnMut(&mut [T], &[T])) {
+    fn for_each_param(&mut self, f: &mut dyn FnMut(&mut [T], &mut [T])) {
         f(
             self.first.weight_t.as_slice_mut().expect("standard layout"),
-            self.first.dweight_t.as_slice().expect("standard layout"),
+            self.first
+                .dweight_t
+                .as_slice_mut()
+                .expect("standard layout"),
         );
         f(
             self.first.bias.as_slice_mut().expect("standard layout"),
-            self.first.dbias.as_slice().expect("standard layout"),
+            self.first.dbias.as_slice_mut().expect("standard layout"),
         );
         for layer in self.dense_mut() {
             f(
                 layer.weight.as_slice_mut().expect("standard layout"),
-                layer.dweight.as_slice().expect("standard layout"),
+                layer.dweight.as_slice_mut().expect("standard layout"),
             );
             f(
                 layer.bias.as_slice_mut().expect("standard layout"),
-                layer.dbias.as_slice().expect("standard layout"),
+                layer.dbias.as_slice_mut().expect("standard layout"),
             );
         }
         for bn in &mut self.norms {
             f(
                 bn.gamma.as_slice_mut().expect("standard layout"),
-                bn.dgamma.as_slice().expect("standard layout"),
+                bn.dgamma.as_slice_mut().expect("standard layout"),
             );
             f(
                 bn.beta.as_slice_mut().expect("standard layout"),
-                bn.dbeta.as_slice().expect("standard layout"),
+                bn.dbeta.as_slice_mut().expect("standard layout"),
             );
         }
         if let Some(d) = &mut self.dispersion {
             f(
                 d.log_theta.as_slice_mut().expect("standard layout"),
-                d.dlog_theta.as_slice().expect("standard layout"),
+                d.dlog_theta.as_slice_mut().expect("standard layout"),
             );
         }
         if let Some(c) = &mut self.centroids {
             f(
                 c.mu.as_slice_mut().expect("standard layout"),
-                c.dmu.as_slice().expect("standard layout"),
+                c.dmu.as_slice_mut().expect("standard layout"),
             );
         }
+    }
+
+    fn gradients_zeroed(&mut self) {
+        self.grads_zeroed = true;
     }
 }
