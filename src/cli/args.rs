@@ -287,7 +287,8 @@ pub struct ModelArgs {
     #[arg(long, conflicts_with = "vsc_c")]
     pub vsc_c_schedule: bool,
     /// Train with the output layer and the loss as separate layers (the textbook form:
-    /// forms the B × genes reconstruction; slower, same math) instead of the fused Gram form
+    /// forms the B × genes reconstruction; same math) instead of the fused Gram form; taken
+    /// anyway where the output layer's input is wider than 1.5 × the batch (seed-code)
     #[arg(long)]
     pub unfused_output: bool,
     /// Minibatch size [default: 256 (paper), 240 (seed-code)]
