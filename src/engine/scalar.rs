@@ -27,6 +27,8 @@ pub trait Scalar:
 {
     /// Short name written into checkpoints (`"F32"` / `"F64"`).
     const NAME: &'static str;
+    /// The smallest positive normal number; below it, numbers are subnormal.
+    const MIN_POSITIVE: Self;
     fn from_f64(x: f64) -> Self;
     fn to_f64(self) -> f64;
     fn exp(self) -> Self;
@@ -183,6 +185,7 @@ macro_rules! impl_scalar {
     ($t:ty, $name:literal, $kernel:path) => {
         impl Scalar for $t {
             const NAME: &'static str = $name;
+            const MIN_POSITIVE: Self = <$t>::MIN_POSITIVE;
             #[inline(always)]
             fn from_f64(x: f64) -> Self {
                 x as $t
