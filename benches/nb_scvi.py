@@ -14,9 +14,9 @@ LogNormalized values, SCVI `log1p(counts)`.
 
 Seconds per epoch are each side's median over epochs after the first; the held-out loss is
 the negative ELBO per held-out cell after the last epoch (reconstruction −log NB summed over
-the genes, plus the KL): cellvae's `val_loss` column, SCVI's `elbo_validation` history. The
-held-out cells are 10 % on both sides but not the same cells. Optional: never needed to build
-or test.
+the genes, plus the KL): cellvae's `val_loss` column, SCVI's `elbo_validation` history, on
+the same cells: SCVI is given cellvae's split (its `heldout.csv`) as its validation set.
+Optional: never needed to build or test.
 """
 import argparse
 import csv
@@ -39,10 +39,13 @@ def cellvae_run(binary, epochs, threads, seed):
                     "--out", out], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
     with open(os.path.join(out, "loss.csv")) as f:
         rows = list(csv.DictReader(f))
-    return statistics.median(float(r["seconds"]) for r in rows[1:]), float(rows[-1]["val_loss"])
+    with open(os.path.join(out, "heldout.csv")) as f:
+        held_out = [line.strip() for line in f.readlines()[1:]]
+    seconds = statistics.median(float(r["seconds"]) for r in rows[1:])
+    return seconds, float(rows[-1]["val_loss"]), held_out
 
 
-def scvi_run(epochs, threads, seed):
+def scvi_run(epochs, threads, seed, held_out):
     import numpy as np
     import scanpy as sc
     import scvi
@@ -82,7 +85,11 @@ def scvi_run(epochs, threads, seed):
             self.times.append(time.perf_counter() - self.start - self.validating)
 
     clock = EpochClock()
-    model.train(max_epochs=epochs, batch_size=128, train_size=0.9, early_stopping=False,
+    is_held_out = ad.obs_names.isin(held_out)
+    assert is_held_out.sum() == len(held_out), "cellvae's held-out cells are not all in SCVI's data"
+    split = [np.flatnonzero(~is_held_out), np.flatnonzero(is_held_out)]
+    model.train(max_epochs=epochs, batch_size=128, early_stopping=False,
+                datasplitter_kwargs={"external_indexing": split},
                 accelerator="cpu", enable_progress_bar=False, callbacks=[clock], check_val_every_n_epoch=1,
                 plan_kwargs={"lr": 1e-3, "n_epochs_kl_warmup": epochs // 2})
     val = model.history["elbo_validation"].iloc[-1, 0]
@@ -98,8 +105,9 @@ def main():
     a = ap.parse_args()
     ours, theirs = [], []
     for r in range(a.rounds):
-        ours.append(cellvae_run(a.binary, a.epochs, a.threads, r + 1))
-        theirs.append(scvi_run(a.epochs, a.threads, r + 1))
+        seconds, val, held_out = cellvae_run(a.binary, a.epochs, a.threads, r + 1)
+        ours.append((seconds, val))
+        theirs.append(scvi_run(a.epochs, a.threads, r + 1, held_out))
         print(f"round {r + 1}: cellvae {ours[-1]}, scvi-tools {theirs[-1]}", file=sys.stderr)
     o = statistics.median(s for s, _ in ours)
     t = statistics.median(s for s, _ in theirs)

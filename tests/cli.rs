@@ -816,6 +816,23 @@ fn several_seeds_are_summarised() {
         assert!(out.join(format!("seed-{s}/ae/leiden.csv")).is_file());
         assert!(out.join(format!("seed-{s}/report.md")).is_file());
     }
+    // The held-out cells are written, a fifth of the cells (the split's fraction), the same
+    // ones for every seed, each among the cells of the codes.
+    let held_out = fs::read_to_string(out.join("seed-1/ae/heldout.csv")).unwrap();
+    let codes = fs::read_to_string(out.join("seed-1/ae/latent.csv")).unwrap();
+    let cells: Vec<&str> = codes
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    let held: Vec<&str> = held_out.lines().skip(1).collect();
+    assert!(held_out.starts_with("barcode\n"), "{held_out}");
+    assert_eq!(held.len(), (0.2 * cells.len() as f64).round() as usize);
+    assert!(held.iter().all(|b| cells.contains(b)));
+    assert_eq!(
+        held_out,
+        fs::read_to_string(out.join("seed-3/ae/heldout.csv")).unwrap()
+    );
     let pca_codes = fs::read_to_string(out.join("seed-1/pca/latent.csv")).unwrap();
     assert!(
         pca_codes.starts_with("barcode,pc1,pc2,pc3\n"),

@@ -49,7 +49,8 @@ pub struct Fitted {
 }
 
 /// Trains one network on the prepared data (and, for the NB likelihood, its raw counts) and
-/// writes `model.safetensors`, `loss.csv` and `latent.csv` into `out`.
+/// writes `model.safetensors`, `loss.csv` and `latent.csv` into `out` (and `heldout.csv`, the
+/// barcodes of the validation cells, with a validation split).
 pub fn fit_and_write(
     prep: &Prepared,
     cfg: ModelConfig,
@@ -107,6 +108,18 @@ pub fn fit_and_write(
         &data.barcodes,
         &codes.values,
     )?;
+    if topts.val_fraction > 0.0 {
+        // Which cells the held-out loss was computed on, so that another tool can be
+        // scored on the same ones.
+        let held_out = training::validation::split(data.n_cells(), topts.val_fraction).val;
+        write_atomic(&out.join("heldout.csv"), |w| {
+            writeln!(w, "barcode")?;
+            for &i in &held_out {
+                writeln!(w, "{}", data.barcodes[i])?;
+            }
+            Ok(())
+        })?;
+    }
     Ok(Fitted {
         net,
         records,
