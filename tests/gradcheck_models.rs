@@ -115,32 +115,13 @@ fn check_batch(
             names[t].0
         );
     }
-    let mut worst: f64 = 0.0;
-    for (t, (values, analytic)) in tensors.iter().enumerate() {
-        let numeric = numeric_gradient(
-            values.len(),
-            |_| H,
-            |i, d| {
-                nudge(net, t, i, d);
-                let v = net.forward(ws, x, &noise, c).total;
-                nudge(net, t, i, -d);
-                v
-            },
-        );
-        let err = max_error(analytic, &numeric);
-        assert!(
-            analytic.iter().any(|&g| g != 0.0),
-            "{kind:?} {preset:?} batch of {b} {}: all-zero gradient",
-            names[t].0
-        );
-        assert!(
-            err < TOLERANCE,
-            "{kind:?} {preset:?} batch of {b} {}: error {err:e}",
-            names[t].0
-        );
-        worst = worst.max(err);
-    }
-    worst
+    assert_tensors(
+        net,
+        &tensors,
+        &format!("{kind:?} {preset:?} batch of {b}"),
+        true,
+        |net| net.forward(ws, x, &noise, c).total,
+    )
 }
 
 #[test]
@@ -234,14 +215,16 @@ fn preset_parameter_counts_match_the_spec() {
 /// Every tensor's analytic gradient (`tensors`, from a training step) against central
 /// differences of `loss` (the forward pass in the same mode, on the same batch); each must be
 /// within tolerance and, when `nonzero`, receive some gradient. `what` names the case.
+/// Returns the largest error.
 fn assert_tensors(
     net: &mut Network<f64>,
     tensors: &[(Vec<f64>, Vec<f64>)],
     what: &str,
     nonzero: bool,
     mut loss: impl FnMut(&mut Network<f64>) -> f64,
-) {
+) -> f64 {
     let names = net.state_dict();
+    let mut worst: f64 = 0.0;
     for (t, (values, analytic)) in tensors.iter().enumerate() {
         let numeric = numeric_gradient(
             values.len(),
@@ -260,7 +243,9 @@ fn assert_tensors(
             names[t].0
         );
         assert!(err < TOLERANCE, "{what} {}: error {err:e}", names[t].0);
+        worst = worst.max(err);
     }
+    worst
 }
 
 /// Integer counts for the NB models: mostly zeros, small counts, one count of 60.

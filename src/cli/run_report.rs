@@ -46,10 +46,7 @@ pub(super) fn write_run_outputs(
         plots::loss_curves(&ctx.out.join("losses.png"), &curves)?;
     }
     summary::write_summary_csv(&ctx.out.join("summary.csv"), outcomes)?;
-    let command = std::iter::once("cellvae".to_string())
-        .chain(std::env::args().skip(1))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let command = command_line();
     let cfg_json = serde_json::Value::Object(
         plan.iter()
             .filter_map(|(m, c)| c.as_ref().map(|c| (m.name().to_string(), c.to_json())))
@@ -84,10 +81,7 @@ pub(super) fn write_seeds_report(
     all: &[ModelOutcome],
     started: Instant,
 ) -> Result<()> {
-    let command = std::iter::once("cellvae".to_string())
-        .chain(std::env::args().skip(1))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let command = command_line();
     let mut r = format!(
         "# cellvae report: {} training seeds\n\nReproduce with:\n\n```\n{command}\n```\n\n\
          Mean ± sample sd over the seeds {:?} (every random stream of a seed's run follows it; \
@@ -104,4 +98,12 @@ pub(super) fn write_seeds_report(
         ));
     }
     crate::io::atomic::write_atomic(&a.out.join("report.md"), |w| w.write_all(r.as_bytes()))
+}
+
+/// The command as it was typed, for the reports' "Reproduce with" line.
+fn command_line() -> String {
+    std::iter::once("cellvae".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -75,6 +75,16 @@ impl<T: Scalar> OutputScratch<T> {
     }
 }
 
+/// Whether the Gram form costs more than the separate layers ([`super::dense`] then
+/// [`super::mse`]) for an output layer fed `width` units and batches of `batch` cells, `d`
+/// genes: the Gram form's two `d × width × width` products take `4·d·width²` flops, the
+/// separate layers' three `batch × d × width` ones `6·batch·d·width`, so the Gram form wins
+/// while `width < 1.5·batch` (`paper`: 128 against 256). Training decides from the configured
+/// batch size, so a run's last, smaller batch takes the same form as the others.
+pub fn gram_form_costs_more(width: usize, batch: usize) -> bool {
+    2 * width > 3 * batch
+}
+
 /// One training step of the output layer and the loss: returns `L` and accumulates `∂W`, `∂b`
 /// (into `layer`) and `∂H` (into `dh`). `xt` is the transpose of `x`.
 pub fn forward_backward<T: Scalar>(
@@ -260,6 +270,16 @@ mod tests {
         let mut xt = Csc::default();
         xt.rebuild_from(x);
         xt
+    }
+
+    /// The presets' output layers: the Gram form for `paper` (128 units, batch 256) and
+    /// `scrna` (128, 128), the separate layers for the study's code's VAE/VSC (800, 240).
+    #[test]
+    fn output_form_by_shape() {
+        assert!(!gram_form_costs_more(128, 256));
+        assert!(!gram_form_costs_more(128, 128));
+        assert!(gram_form_costs_more(800, 240));
+        assert!(!gram_form_costs_more(128, 240), "the seed-code AE");
     }
 
     /// The one-step form against the separate layers it replaces, both reductions.

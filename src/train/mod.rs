@@ -9,6 +9,7 @@ pub mod validation;
 
 use crate::csr::Csr;
 use crate::engine::adam::Adam;
+use crate::engine::output_mse;
 use crate::engine::rng::{stream, Stream};
 use crate::error::{Error, Result};
 use crate::models::{Likelihood, Network, Noise};
@@ -26,7 +27,8 @@ pub struct TrainOptions {
     pub seed: u64,
     /// Run the output layer and the loss as separate layers (`Network::forward` then
     /// `Network::backward`, the textbook form) instead of the fused Gram-form step. Same math.
-    /// Training takes this form anyway where it needs fewer flops ([`gram_form_costs_more`]:
+    /// Training takes this form anyway where it needs fewer flops
+    /// ([`output_mse::gram_form_costs_more`]:
     /// the study's code's 800-wide output layer); forcing it elsewhere is slower, and kept so
     /// that results of the textbook path can be reproduced end to end.
     pub unfused_output: bool,
@@ -126,17 +128,6 @@ pub fn train(
     train_with(net, x, TrainInputs::default(), opts, progress)
 }
 
-/// Whether the output layer and loss cost more in the Gram form
-/// ([`crate::engine::output_mse`]) than as separate layers, for an output layer fed `width`
-/// units and batches of `batch` cells, `d` genes: the Gram form's two `d × width × width`
-/// products take `4·d·width²` flops, the separate layers' three `batch × d × width` ones
-/// `6·batch·d·width`, so the Gram form wins while `width < 1.5·batch` (`paper`: 128 against
-/// 256). Decided from the configured batch size, so a run's last, smaller batch takes the same
-/// form as the others.
-pub fn gram_form_costs_more(width: usize, batch: usize) -> bool {
-    2 * width > 3 * batch
-}
-
 /// [`train`] with the counts and the DEC initialisation of `inputs`.
 pub fn train_with(
     net: &mut Network<f32>,
@@ -165,14 +156,16 @@ pub fn train_with(
     if x.n_rows == 0 {
         return Err(Error::data("no cells to train on"));
     }
-    let output_width = net.decoder.last().map_or(0, |layer| layer.n_in());
-    let unfused_output = opts.unfused_output || gram_form_costs_more(output_width, opts.batch_size);
     if x.n_cols != net.n_genes {
         return Err(Error::data(format!(
             "the data have {} genes, the network {}",
             x.n_cols, net.n_genes
         )));
     }
+    // The Gram form, unless the separate layers need fewer flops for this shape.
+    let output_width = net.decoder.last().map_or(0, |layer| layer.n_in());
+    let unfused_output =
+        opts.unfused_output || output_mse::gram_form_costs_more(output_width, opts.batch_size);
     let split = (opts.val_fraction > 0.0).then(|| validation::split(x.n_rows, opts.val_fraction));
     let held_out = split
         .as_ref()
@@ -382,16 +375,6 @@ mod tests {
             msg.contains("after the Adam update") && msg.contains("epoch 1, batch 1"),
             "{msg}"
         );
-    }
-
-    /// The presets' output layers: the Gram form for `paper` (128 units, batch 256) and
-    /// `scrna` (128, 128), the separate layers for the study's code's VAE/VSC (800, 240).
-    #[test]
-    fn output_form_by_shape() {
-        assert!(!gram_form_costs_more(128, 256));
-        assert!(!gram_form_costs_more(128, 128));
-        assert!(gram_form_costs_more(800, 240));
-        assert!(!gram_form_costs_more(128, 240), "the seed-code AE");
     }
 
     /// The textbook path (`unfused_output`) trains the same math as the fused step: the
