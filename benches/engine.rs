@@ -73,6 +73,30 @@ fn gemm_shapes(c: &mut Criterion) {
             )
         })
     });
+    // The Gram form's two products (engine::output_mse): WᵀW and W·(HᵀH), 2·d·h² flops each.
+    g.throughput(Throughput::Elements(2 * (d * h * h) as u64));
+    let mut gram = Array2::<f32>::zeros((h, h));
+    g.bench_function("gram_wtw_128x13714x128", |bench| {
+        bench.iter(|| gemm(1.0, w.t(), w.view(), 0.0, gram.view_mut()))
+    });
+    g.bench_function("gram_wtw_upper_tiles_128x13714x128", |bench| {
+        bench.iter(|| cellvae::engine::gram::gram(w.view(), gram.view_mut()))
+    });
+    let hth = random(h, h, 6);
+    g.bench_function("gram_w_hth_13714x128x128", |bench| {
+        bench.iter(|| gemm(1.0, w.view(), hth.view(), 1.0, tall.view_mut()))
+    });
+    g.bench_function("gram_w_hth_bands_13714x128x128", |bench| {
+        use rayon::prelude::*;
+        let (ws, hs) = (w.as_slice().unwrap(), hth.as_slice().unwrap());
+        bench.iter(|| {
+            tall.as_slice_mut()
+                .unwrap()
+                .par_chunks_mut(16 * h)
+                .zip(ws.par_chunks(16 * h))
+                .for_each(|(c, a)| cellvae::engine::gram::add_band_product(1.0, a, hs, h, h, c))
+        })
+    });
     g.finish();
 }
 

@@ -20,6 +20,7 @@
 //! | [`vsc_kl`] | `forward`, `backward` | `k = γ̃κ + (1 − γ̃) ln((1 − γ̃)/(1 − α)) + γ̃ ln(γ̃/α)`, `κ = −½(1 + ℓ − μ² − e^ℓ)`, `γ̃ = clamp(γ, 10⁻⁶, 1 − 10⁻⁶)` | `δμ += βr γ̃μ`, `δℓ += βr ½γ̃(e^ℓ − 1)`, `δγ += βr 1[in](κ + logit γ̃ − logit α)` |
 //! | [`adam`] | `Adam::step` | PyTorch's update: `m ← β₁m + (1 − β₁)g`, `v ← β₂v + (1 − β₂)g²`, `θ ← θ − lr/(1 − β₁ᵗ) · m/(√v/√(1 − β₂ᵗ) + ε)` | — (checked against PyTorch's numbers: `adam_matches_pytorch`) |
 //! | [`gemm`] | `gemm` | `C ← αA·B + βC` (matrixmultiply, split across cores by output rows or columns) | — |
+//! | [`gram`] | `gram`, `add_band_product` | `C ← WᵀW` (one triangle), `C ← C + αA·G` by bands of rows: the Gram form's products, AVX-512 kernels with [`gemm`]'s bits | — |
 //! | [`scalar`] | `simd_fn!`, `axpy`, `dot` | the elementwise kernels, compiled for AVX-512 / AVX2 / baseline and chosen at run time, bit-identical | — |
 //!
 //! Built from these: the three networks and their latent stage in `crate::models` (the
@@ -28,7 +29,8 @@
 //! `tests/parity_pytorch.rs`); the t-SNE gradient in `crate::analysis::tsne`.
 //!
 //! All of it is generic over [`Scalar`] (`f32` for training, `f64` for gradient checks), and
-//! every matrix product goes through [`gemm::gemm`].
+//! every matrix product goes through [`gemm::gemm`], except the Gram form's two, which
+//! [`gram`] computes for their shapes with the same bits.
 
 pub mod adam;
 pub mod batchnorm;
@@ -38,6 +40,7 @@ pub mod dropout;
 pub mod gaussian_kl;
 pub mod gemm;
 pub mod gradcheck;
+pub mod gram;
 pub mod mse;
 pub mod nb;
 pub mod output_mse;

@@ -34,12 +34,17 @@
 
 use super::dense::{add_column_sums, Dense};
 use super::gemm::gemm;
+use super::gram::{add_band_product, band_product_is_fused, gram};
 use super::scalar::{axpy, dot, simd_fn, Scalar};
-use super::sparse_dense::{backward_row, forward_row};
+use super::sparse_dense::{backward_row, forward_rows};
 use super::Reduction;
 use crate::csr::{Csc, Csr};
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Zip};
 use rayon::prelude::*;
+
+/// Genes per task of the gradient pass: a band of `W` and `∂W` (8 KB each at 128 units) stays
+/// in the core's cache from the `W·(HᵀH)` product to the sparse terms.
+const GENE_BAND: usize = 16;
 
 /// Small buffers for [`forward_backward`], sized once for batches of up to `capacity` rows.
 #[derive(Clone, Debug, Default)]
@@ -127,13 +132,7 @@ pub fn forward_backward<T: Scalar>(
     let w = layer.weight.as_slice().expect("standard layout");
 
     // The Gram matrices and the small products.
-    gemm(
-        one,
-        layer.weight.t(),
-        layer.weight.view(),
-        zero,
-        sc.gram_w.view_mut(),
-    );
+    gram(layer.weight.view(), sc.gram_w.view_mut());
     gemm(one, h.t(), h, zero, sc.gram_h.view_mut());
     // Wᵀb = Σ_g b_g·W_g, down the rows of W in gene order. Each thread takes a band of the
     // columns (each sum still runs over the genes in order, so the bits do not depend on the
@@ -159,10 +158,7 @@ pub fn forward_backward<T: Scalar>(
     let mut h_gram = sc.h_gram.slice_mut(ndarray::s![..batch, ..]);
     gemm(one, h, sc.gram_w.view(), zero, h_gram.view_mut());
     let mut xw = sc.xw.slice_mut(ndarray::s![..batch, ..]);
-    Zip::indexed(xw.rows_mut()).par_for_each(|i, mut row| {
-        let (cols, vals) = x.row(i);
-        forward_row(cols, vals, w, row.as_slice_mut().expect("contiguous row"));
-    });
+    forward_rows(x, w, xw.view_mut());
 
     // Cell by cell: the loss (in f64), R·W = H·(WᵀW) + 1·(Wᵀb)ᵀ − X·W (in place of H·(WᵀW)),
     // and ∂H += 2r·R·W.
@@ -193,26 +189,44 @@ pub fn forward_backward<T: Scalar>(
             axpy(two_r, hg, dh_i.as_slice_mut().expect("contiguous ∂H row"));
         });
 
-    // ∂W += 2r (W·(HᵀH) + b·(1ᵀH) − Xᵀ·H),  ∂b += 2r (W·(Hᵀ1) + B·b − Xᵀ·1).
-    gemm(
-        two_r,
-        layer.weight.view(),
-        sc.gram_h.view(),
-        one,
-        layer.dweight.view_mut(),
-    );
+    // ∂W += 2r (W·(HᵀH) + b·(1ᵀH) − Xᵀ·H),  ∂b += 2r (W·(Hᵀ1) + B·b − Xᵀ·1), a band of
+    // genes at a time. The first term is one product over all genes where the fused kernel
+    // does not apply; where it does, it is computed band by band, in the same pass as the
+    // rest, while the band's rows of W and ∂W are in cache (the same bits either way).
+    let fused = band_product_is_fused::<T>(n_in);
+    if !fused {
+        gemm(
+            two_r,
+            layer.weight.view(),
+            sc.gram_h.view(),
+            one,
+            layer.dweight.view_mut(),
+        );
+    }
+    let gram_h = sc.gram_h.as_slice().expect("contiguous");
     let h_sum = sc.h_sum.as_slice().expect("contiguous");
     let batch_t = T::from_f64(batch as f64);
-    Zip::indexed(layer.dweight.rows_mut())
-        .and(&mut layer.dbias)
-        .par_for_each(|g, mut dw, db| {
-            let dw = dw.as_slice_mut().expect("contiguous ∂W row");
-            let (p0, p1) = (xt.colptr[g], xt.colptr[g + 1]);
-            let (rows, vals) = (&xt.rows[p0..p1], &xt.data[p0..p1]);
-            let w_g = &w[g * n_in..(g + 1) * n_in];
-            *db += two_r * gene_bias_gradient(w_g, h_sum, b[g] * batch_t, vals);
-            axpy(two_r * b[g], h_sum, dw);
-            backward_row(rows, vals, -two_r, h_flat, dw);
+    let dweight = layer.dweight.as_slice_mut().expect("standard layout");
+    let dbias = layer.dbias.as_slice_mut().expect("contiguous");
+    dweight
+        .par_chunks_mut(GENE_BAND * n_in)
+        .zip(dbias.par_chunks_mut(GENE_BAND))
+        .enumerate()
+        .for_each(|(band, (dw_band, db_band))| {
+            let g0 = band * GENE_BAND;
+            let w_band = &w[g0 * n_in..g0 * n_in + dw_band.len()];
+            if fused {
+                add_band_product(two_r, w_band, gram_h, n_in, n_in, dw_band);
+            }
+            let genes = dw_band.chunks_exact_mut(n_in).zip(db_band);
+            for (g, (dw, db)) in (g0..).zip(genes) {
+                let (p0, p1) = (xt.colptr[g], xt.colptr[g + 1]);
+                let (rows, vals) = (&xt.rows[p0..p1], &xt.data[p0..p1]);
+                let w_g = &w[g * n_in..(g + 1) * n_in];
+                *db += two_r * gene_bias_gradient(w_g, h_sum, b[g] * batch_t, vals);
+                axpy(two_r * b[g], h_sum, dw);
+                backward_row(rows, vals, -two_r, h_flat, dw);
+            }
         });
 
     sc.cell_loss[..batch].iter().sum::<f64>() * r

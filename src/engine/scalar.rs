@@ -40,6 +40,11 @@ pub trait Scalar:
     fn max_s(self, other: Self) -> Self;
     /// The smaller of the two; NaN when `self` is NaN, as [`Scalar::max_s`].
     fn min_s(self, other: Self) -> Self;
+    /// This slice as `f32`, when `Self` is `f32` (the hand-written AVX-512 kernels of
+    /// [`super::gram`] are `f32`-only); `None` otherwise.
+    fn as_f32(s: &[Self]) -> Option<&[f32]>;
+    /// [`Scalar::as_f32`] for a mutable slice.
+    fn as_f32_mut(s: &mut [Self]) -> Option<&mut [f32]>;
     /// `C ← α·A·B + β·C` on raw strided storage (matrixmultiply's `sgemm` / `dgemm`).
     ///
     /// # Safety
@@ -181,8 +186,28 @@ simd_fn! {
     }
 }
 
+/// `Some(s)`: [`Scalar::as_f32`] for `f32`.
+fn same_f32(s: &[f32]) -> Option<&[f32]> {
+    Some(s)
+}
+
+/// `Some(s)`: [`Scalar::as_f32_mut`] for `f32`.
+fn same_f32_mut(s: &mut [f32]) -> Option<&mut [f32]> {
+    Some(s)
+}
+
+/// `None`: [`Scalar::as_f32`] for other types.
+fn not_f32<T>(_: &[T]) -> Option<&[f32]> {
+    None
+}
+
+/// `None`: [`Scalar::as_f32_mut`] for other types.
+fn not_f32_mut<T>(_: &mut [T]) -> Option<&mut [f32]> {
+    None
+}
+
 macro_rules! impl_scalar {
-    ($t:ty, $name:literal, $kernel:path) => {
+    ($t:ty, $name:literal, $kernel:path, $as_f32:ident, $as_f32_mut:ident) => {
         impl Scalar for $t {
             const NAME: &'static str = $name;
             const MIN_POSITIVE: Self = <$t>::MIN_POSITIVE;
@@ -226,6 +251,14 @@ macro_rules! impl_scalar {
                     other
                 }
             }
+            #[inline(always)]
+            fn as_f32(s: &[Self]) -> Option<&[f32]> {
+                $as_f32(s)
+            }
+            #[inline(always)]
+            fn as_f32_mut(s: &mut [Self]) -> Option<&mut [f32]> {
+                $as_f32_mut(s)
+            }
             unsafe fn gemm_raw(
                 m: usize,
                 k: usize,
@@ -249,8 +282,8 @@ macro_rules! impl_scalar {
     };
 }
 
-impl_scalar!(f32, "F32", matrixmultiply::sgemm);
-impl_scalar!(f64, "F64", matrixmultiply::dgemm);
+impl_scalar!(f32, "F32", matrixmultiply::sgemm, same_f32, same_f32_mut);
+impl_scalar!(f64, "F64", matrixmultiply::dgemm, not_f32, not_f32_mut);
 
 #[cfg(test)]
 mod tests {
