@@ -36,7 +36,7 @@ use super::dense::{add_column_sums, Dense};
 use super::gemm::gemm;
 use super::gram::{add_band_product, band_product_is_fused, gram};
 use super::scalar::{axpy, dot, simd_fn, Scalar};
-use super::sparse_dense::{backward_row, forward_rows};
+use super::sparse_dense::{add_rows, forward_rows};
 use super::Reduction;
 use crate::csr::{Csc, Csr};
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Zip};
@@ -225,7 +225,7 @@ pub fn forward_backward<T: Scalar>(
                 let w_g = &w[g * n_in..(g + 1) * n_in];
                 *db += two_r * gene_bias_gradient(w_g, h_sum, b[g] * batch_t, vals);
                 axpy(two_r * b[g], h_sum, dw);
-                backward_row(rows, vals, -two_r, h_flat, dw);
+                add_rows(rows, vals, -two_r, h_flat, dw);
             }
         });
 

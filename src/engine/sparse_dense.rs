@@ -94,7 +94,7 @@ pub(crate) fn forward_rows<T: Scalar>(x: &Csr<T>, w: &[T], mut y: ArrayViewMut2<
                     let (cols, vals) = (&x.indices[*next..x.indptr[i + 1]], &x.data[*next..]);
                     let in_block = cols.partition_point(|&j| (j as usize) < g1);
                     let y_row = y_row.as_slice_mut().expect("contiguous row");
-                    add_rows(&cols[..in_block], &vals[..in_block], w, y_row);
+                    add_rows(&cols[..in_block], &vals[..in_block], T::one(), w, y_row);
                     *next += in_block;
                 }
             }
@@ -102,40 +102,31 @@ pub(crate) fn forward_rows<T: Scalar>(x: &Csr<T>, w: &[T], mut y: ArrayViewMut2<
 }
 
 simd_fn! {
-    /// `y += Σ_{j ∈ nz} v_j · Wᵀ[j, :]` over some nonzeros of a row (`cols`, `vals`),
-    /// [`LANES`] columns at a time, each group of columns held in registers.
-    fn add_rows<T>(cols: &[u32], vals: &[T], w: &[T], y: &mut [T]) {
+    /// `y += Σ_p (scale·v_p) · src[r_p, :]`: the one inner loop of both sparse products, over
+    /// some nonzeros (`idx` r_p, `vals` v_p) and the rows of `src` they pick, [`LANES`]
+    /// columns of `y` at a time, each group held in registers from its load to its store.
+    /// - forward: a batch row's nonzeros in a block of genes, `src = Wᵀ`, `scale = 1`;
+    /// - weight gradient: a gene's nonzeros, `src = δy`, `y` its row of `∂Wᵀ` (also the
+    ///   output layer's `Xᵀ·H`, with `scale = −2r`).
+    pub(crate) fn add_rows<T>(idx: &[u32], vals: &[T], scale: T, src: &[T], y: &mut [T]) {
         let out = y.len();
-        for c0 in (0..out).step_by(LANES) {
-            let width = LANES.min(out - c0);
+        for (group, y) in y.chunks_mut(LANES).enumerate() {
+            let c0 = group * LANES;
+            let width = y.len();
             let mut acc = [T::zero(); LANES];
-            let acc = &mut acc[..width];
-            acc.copy_from_slice(&y[c0..c0 + width]);
-            for (&j, &v) in cols.iter().zip(vals) {
-                let start = j as usize * out + c0;
-                axpy_lanes(v, &w[start..start + width], acc);
+            // A full group copies in and out as a whole array (no call to memcpy per group).
+            match <&mut [T; LANES]>::try_from(&mut *y) {
+                Ok(full) => acc = *full,
+                Err(_) => acc[..width].copy_from_slice(y),
             }
-            y[c0..c0 + width].copy_from_slice(acc);
-        }
-    }
-}
-
-simd_fn! {
-    /// One gene's row of the weight gradient: `∂Wᵀ[j, :] += Σ_p (scale·v_p) · δy[i_p, :]` over
-    /// the gene's nonzeros (`rows` i_p, `vals` v_p), [`LANES`] columns at a time. (Also the
-    /// output layer's `Xᵀ·H`, scaled.)
-    pub(crate) fn backward_row<T>(rows: &[u32], vals: &[T], scale: T, dy: &[T], grad: &mut [T]) {
-        let out = grad.len();
-        for c0 in (0..out).step_by(LANES) {
-            let width = LANES.min(out - c0);
-            let mut acc = [T::zero(); LANES];
-            let acc = &mut acc[..width];
-            acc.copy_from_slice(&grad[c0..c0 + width]);
-            for (&i, &v) in rows.iter().zip(vals) {
-                let start = i as usize * out + c0;
-                axpy_lanes(scale * v, &dy[start..start + width], acc);
+            for (&r, &v) in idx.iter().zip(vals) {
+                let start = r as usize * out + c0;
+                axpy_lanes(scale * v, &src[start..start + width], &mut acc[..width]);
             }
-            grad[c0..c0 + width].copy_from_slice(acc);
+            match <&mut [T; LANES]>::try_from(&mut *y) {
+                Ok(full) => *full = acc,
+                Err(_) => y.copy_from_slice(&acc[..width]),
+            }
         }
     }
 }
@@ -209,7 +200,7 @@ impl<T: Scalar> SparseDense<T> {
             }
             let grad_row = grad_row.as_slice_mut().expect("standard layout");
             let (rows, vals) = (&xt.rows[p0..p1], &xt.data[p0..p1]);
-            backward_row(rows, vals, T::one(), dy_flat, grad_row);
+            add_rows(rows, vals, T::one(), dy_flat, grad_row);
         });
         add_column_sums(dy, self.dbias.view_mut());
     }
