@@ -76,11 +76,14 @@ fn gemm_shapes(c: &mut Criterion) {
     // The Gram form's two products (engine::output_mse): WᵀW and W·(HᵀH), 2·d·h² flops each.
     g.throughput(Throughput::Elements(2 * (d * h * h) as u64));
     let mut gram = Array2::<f32>::zeros((h, h));
+    let (bias, mut wtb) = (vec![0.01f32; d], vec![0.0f32; h]);
     g.bench_function("gram_wtw_128x13714x128", |bench| {
         bench.iter(|| gemm(1.0, w.t(), w.view(), 0.0, gram.view_mut()))
     });
-    g.bench_function("gram_wtw_upper_tiles_128x13714x128", |bench| {
-        bench.iter(|| cellvae::engine::gram::gram(w.view(), gram.view_mut()))
+    g.bench_function("gram_wtw_upper_tiles_and_wtb_128x13714x128", |bench| {
+        bench.iter(|| {
+            cellvae::engine::gram::gram_and_wtb(w.view(), &bias, gram.view_mut(), &mut wtb)
+        })
     });
     let hth = random(h, h, 6);
     g.bench_function("gram_w_hth_13714x128x128", |bench| {

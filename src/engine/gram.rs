@@ -1,9 +1,10 @@
 //! The two dense products of the Gram form ([`super::output_mse`]), written for their shapes.
 //!
-//! - [`gram`]: `C ← WᵀW` for `W: (d, n)` (`d` genes, `n` = 128 hidden units in `paper`). `C`
-//!   is symmetric, so only its 16 × 16 tiles on and above the diagonal are computed and the
-//!   rest is mirrored: about half the flops of a general product. Both operands of a tile are
-//!   16 consecutive values of the same row of `W`, so `W` is read where it lies, not packed.
+//! - [`gram_and_wtb`]: `C ← WᵀW` for `W: (d, n)` (`d` genes, `n` = 128 hidden units in
+//!   `paper`). `C` is symmetric, so only its tiles on and above the diagonal are computed and
+//!   the rest is mirrored: 10/16 of the flops of a general product at `n = 128`. Both operands
+//!   of a tile are consecutive values of the same row of `W`, so `W` is read where it lies,
+//!   not packed; `Wᵀb` is summed in the same pass.
 //! - [`add_band_product`]: `C ← C + α·A·G` for a band of rows of `A`, so that `output_mse` can
 //!   compute `∂W += 2r·W·(HᵀH)` inside its per-gene pass, while that band of `W` and `∂W` is
 //!   in cache, instead of in a pass of its own over both.
@@ -24,7 +25,7 @@
 //! of threads.
 
 use super::gemm::gemm;
-use super::scalar::{simd_level, Scalar, SimdLevel};
+use super::scalar::{axpy, simd_level, Scalar, SimdLevel};
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
@@ -32,7 +33,7 @@ use rayon::prelude::*;
 /// from zero every `KC` terms.
 pub const KC: usize = 256;
 
-/// Rows of `C` per tile.
+/// Rows of `C` per tile (and values of `Wᵀb` per tile row: one 256-bit register).
 const TILE_ROWS: usize = 8;
 /// Columns of `C` per tile: two AVX-512 registers of 16 `f32`.
 const TILE_COLS: usize = 32;
@@ -45,31 +46,58 @@ fn fast<T: Scalar>(n: usize) -> bool {
         && simd_level() == SimdLevel::Avx512
 }
 
-/// `C ← WᵀW`, `W: (d, n)`, `C: (n, n)`.
-pub fn gram<T: Scalar>(w: ArrayView2<'_, T>, mut c: ArrayViewMut2<'_, T>) {
+/// `C ← WᵀW` and `u ← Wᵀb` (`W: (d, n)`, `b: (d)`, `C: (n, n)`, `u: (n)`), in one pass over
+/// `W`. `u` is summed down the genes in order with a separate multiply and add per term
+/// (`u += b_g·W_g`), whatever the path.
+pub fn gram_and_wtb<T: Scalar>(
+    w: ArrayView2<'_, T>,
+    b: &[T],
+    mut c: ArrayViewMut2<'_, T>,
+    u: &mut [T],
+) {
     let (d, n) = w.dim();
     assert_eq!(c.dim(), (n, n), "gram: output shape");
+    assert_eq!((b.len(), u.len()), (d, n), "gram: bias and Wᵀb lengths");
+    u.fill(T::zero());
     if fast::<T>(n) && d > 0 {
         let w32 = w.to_slice().and_then(T::as_f32);
-        if let (Some(w32), Some(c32)) = (w32, c.as_slice_mut().and_then(T::as_f32_mut)) {
-            gram_f32(w32, n, c32);
+        let c32 = c.as_slice_mut().and_then(T::as_f32_mut);
+        if let (Some(w32), Some(b32), Some(c32)) = (w32, T::as_f32(b), c32) {
+            let u32 = T::as_f32_mut(u).expect("the same type as b");
+            gram_f32(w32, b32, n, c32, u32);
             return;
         }
     }
     gemm(T::one(), w.t(), w, T::zero(), c);
+    // Each thread takes a band of the columns; each sum still runs over the genes in order.
+    let w = w.as_standard_layout();
+    let w = w.as_slice().expect("standard layout");
+    let band = n
+        .div_ceil(rayon::current_num_threads())
+        .next_multiple_of(16);
+    u.par_chunks_mut(band).enumerate().for_each(|(k, u_band)| {
+        let c0 = k * band;
+        for (w_g, &b_g) in w.chunks_exact(n).zip(b) {
+            axpy(b_g, &w_g[c0..c0 + u_band.len()], u_band);
+        }
+    });
 }
 
-/// [`gram`] on row-major `f32` slices, `n` a multiple of [`TILE_COLS`], on AVX-512.
-fn gram_f32(w: &[f32], n: usize, c: &mut [f32]) {
+/// [`gram_and_wtb`] on row-major `f32` slices, `n` a multiple of [`TILE_COLS`], on AVX-512.
+fn gram_f32(w: &[f32], b: &[f32], n: usize, c: &mut [f32], u: &mut [f32]) {
     // The further down a tile row, the fewer of its tiles lie on or above the diagonal;
-    // pairing tile row `p` with row `blocks − 1 − p` gives the pairs equal work. Each task takes whole pairs and
-    // reads `W` once, block by block.
+    // pairing tile row `p` with row `blocks − 1 − p` gives the pairs equal work. Each task
+    // takes whole pairs (with their columns of `u`) and reads `W` once, block by block.
     let blocks = n / TILE_ROWS;
     let pairs = blocks.div_ceil(2);
     let tasks = rayon::current_num_threads().clamp(1, pairs);
-    let mut tile_rows: Vec<Option<(usize, &mut [f32])>> =
-        c.chunks_mut(TILE_ROWS * n).enumerate().map(Some).collect();
-    let mut groups: Vec<Vec<(usize, &mut [f32])>> = (0..tasks).map(|_| Vec::new()).collect();
+    let mut tile_rows: Vec<Option<TileRow<'_>>> = c
+        .chunks_mut(TILE_ROWS * n)
+        .zip(u.chunks_mut(TILE_ROWS))
+        .enumerate()
+        .map(|(bi, (c, u))| Some(TileRow { bi, c, u }))
+        .collect();
+    let mut groups: Vec<Vec<TileRow<'_>>> = (0..tasks).map(|_| Vec::new()).collect();
     for p in 0..pairs {
         for bi in [p, blocks - 1 - p] {
             if let Some(row) = tile_rows[bi].take() {
@@ -78,15 +106,22 @@ fn gram_f32(w: &[f32], n: usize, c: &mut [f32]) {
         }
     }
     groups.into_par_iter().for_each(|mut group| {
-        // SAFETY: `fast` saw AVX-512F on this CPU; `w` holds whole rows of `n` values and
-        // each tile row of `c` is `TILE_ROWS` rows of `n`.
-        unsafe { avx512::upper_tiles(w, n, &mut group) }
+        // SAFETY: `fast` saw AVX-512F on this CPU; `w` holds whole rows of `n` values, `b`
+        // one value per row, and each tile row is `TILE_ROWS` rows of `c` and values of `u`.
+        unsafe { avx512::upper_tiles(w, b, n, &mut group) }
     });
     for i in 0..n {
         for j in 0..i {
             c[i * n + j] = c[j * n + i];
         }
     }
+}
+
+/// Rows `bi·TILE_ROWS ..` of `C` and the matching values of `u = Wᵀb`, owned by one task.
+struct TileRow<'a> {
+    bi: usize,
+    c: &'a mut [f32],
+    u: &'a mut [f32],
 }
 
 /// Whether [`add_band_product`] runs its own kernel for `T` and width `n` (and so is worth
@@ -144,7 +179,7 @@ fn band_f32(alpha: f32, a: &[f32], g: &[f32], k: usize, n: usize, c: &mut [f32])
 /// shape, which need seventeen loads for sixteen: `WᵀW` 1.29 → 1.17 ms, the band product
 /// 1.91 → 1.60 ms over all `paper` genes; 4 × 64 tiles were no faster.)
 mod avx512 {
-    use super::{KC, TILE_COLS, TILE_ROWS};
+    use super::{TileRow, KC, TILE_COLS, TILE_ROWS};
     use std::arch::x86_64::*;
 
     /// Registers per tile row.
@@ -179,20 +214,40 @@ mod avx512 {
         }
     }
 
-    /// The tiles on and above the diagonal of `WᵀW` in the given tile rows (`(bi, rows
-    /// bi·TILE_ROWS .. of C)`), block of [`KC`] genes by block, so that a block of `W` comes
-    /// from memory once and then from cache for every tile.
+    /// The tiles on and above the diagonal of `WᵀW` in the given tile rows, and their
+    /// columns of `u = Wᵀb`, block of [`KC`] genes by block, so that a block of `W` comes from
+    /// memory once and then from cache for every tile.
     ///
     /// # Safety
-    /// AVX-512F; `w.len()` a multiple of `n`, `n` a multiple of `TILE_COLS`, each tile row
-    /// `TILE_ROWS · n` long.
+    /// AVX-512F; `w.len()` a multiple of `n`, `b` one value per row of `w`, `n` a multiple of
+    /// `TILE_COLS`, each tile row `TILE_ROWS · n` values of `C` and `TILE_ROWS` of `u`.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn upper_tiles(w: &[f32], n: usize, tile_rows: &mut [(usize, &mut [f32])]) {
+    pub(super) unsafe fn upper_tiles(
+        w: &[f32],
+        b: &[f32],
+        n: usize,
+        tile_rows: &mut [TileRow<'_>],
+    ) {
         let d = w.len() / n;
-        assert!(tile_rows.iter().all(|(_, c)| c.len() == TILE_ROWS * n));
+        assert!(b.len() == d);
+        assert!(tile_rows
+            .iter()
+            .all(|t| t.c.len() == TILE_ROWS * n && t.u.len() == TILE_ROWS));
         for k0 in (0..d).step_by(KC) {
             let k1 = (k0 + KC).min(d);
-            for (bi, c) in tile_rows.iter_mut() {
+            // u += b_g·W_g on the task's columns, genes in order (as `axpy` does); the tile
+            // rows are independent chains of adds, interleaved gene by gene.
+            for (row, &b_g) in w[k0 * n..k1 * n].chunks_exact(n).zip(&b[k0..k1]) {
+                let b_g = _mm256_set1_ps(b_g);
+                for TileRow { bi, u, .. } in tile_rows.iter_mut() {
+                    // SAFETY: `TILE_ROWS` = 8 values of the row from `bi·8 < n`, and of `u`.
+                    let w_g = unsafe { _mm256_loadu_ps(row.as_ptr().add(*bi * TILE_ROWS)) };
+                    let u_old = unsafe { _mm256_loadu_ps(u.as_ptr()) };
+                    let u_new = _mm256_add_ps(u_old, _mm256_mul_ps(b_g, w_g));
+                    unsafe { _mm256_storeu_ps(u.as_mut_ptr(), u_new) };
+                }
+            }
+            for TileRow { bi, c, .. } in tile_rows.iter_mut() {
                 let i0 = *bi * TILE_ROWS;
                 // From the tile of columns that holds the diagonal element (i0, i0).
                 for j0 in (i0 / TILE_COLS * TILE_COLS..n).step_by(TILE_COLS) {
@@ -275,10 +330,21 @@ mod tests {
             .install(f)
     }
 
-    /// `WᵀW` bit for bit as the general product, for widths of 4, 3 and 1 column tiles (an
-    /// even and an odd number of tile rows to pair), a `d` that ends in a partial block of
-    /// [`KC`], and 1 to 3 threads. (Without
-    /// AVX-512 both sides are the general product.)
+    /// `Wᵀb` as the gene-ordered sum of `b_g·W_g` (a multiply, then an add, per term).
+    fn wtb_in_gene_order(w: &Array2<f32>, b: &[f32]) -> Vec<u32> {
+        let mut u = vec![0.0f32; w.ncols()];
+        for (w_g, &b_g) in w.rows().into_iter().zip(b) {
+            for (u, &w_gj) in u.iter_mut().zip(w_g) {
+                *u += b_g * w_gj;
+            }
+        }
+        u.iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// `WᵀW` bit for bit as the general product and `Wᵀb` as the sum in gene order, for widths
+    /// of 4, 3 and 1 column tiles (an even and an odd number of tile rows to pair), a `d` that
+    /// ends in a partial block of [`KC`], and 1 to 3 threads. (Without AVX-512 the first is
+    /// the general product.)
     #[test]
     fn gram_has_the_bits_of_gemm() {
         if simd_level() != SimdLevel::Avx512 {
@@ -286,12 +352,22 @@ mod tests {
         }
         for (d, n) in [(1000, 128), (300, 96), (17, 32)] {
             let w = random(d, n, n);
+            let b: Vec<f32> = random(d, 1, 5).into_iter().collect();
             let mut want = Array2::from_elem((n, n), 9.0);
             with_threads(2, || gemm(1.0, w.t(), w.view(), 0.0, want.view_mut()));
             for threads in 1..=3 {
                 let mut got = Array2::from_elem((n, n), -9.0);
-                with_threads(threads, || gram(w.view(), got.view_mut()));
+                let mut u = vec![7.0; n];
+                with_threads(threads, || {
+                    gram_and_wtb(w.view(), &b, got.view_mut(), &mut u)
+                });
                 assert_eq!(bits(&got), bits(&want), "d {d}, n {n}, {threads} threads");
+                let u: Vec<u32> = u.iter().map(|v| v.to_bits()).collect();
+                assert_eq!(
+                    u,
+                    wtb_in_gene_order(&w, &b),
+                    "Wᵀb: d {d}, n {n}, {threads} threads"
+                );
             }
         }
     }
@@ -327,18 +403,24 @@ mod tests {
         }
     }
 
-    /// `f64` and widths that are no multiple of 16 take the general product.
+    /// `f64` and widths that are no multiple of 32 take the general product.
     #[test]
     fn other_shapes_fall_back_to_gemm() {
         let w = Array2::from_shape_fn((50, 20), |(i, j)| (i as f64 - j as f64) * 0.1);
-        let mut got = Array2::zeros((20, 20));
-        gram(w.view(), got.view_mut());
+        let b: Vec<f64> = (0..50).map(|i| i as f64 * 0.01).collect();
+        let (mut got, mut u) = (Array2::zeros((20, 20)), vec![0.0; 20]);
+        gram_and_wtb(w.view(), &b, got.view_mut(), &mut u);
         let want = w.t().dot(&w);
         assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-12));
+        let want_u = w.t().dot(&ndarray::Array1::from(b));
+        assert!(u.iter().zip(&want_u).all(|(a, b)| (a - b).abs() < 1e-12));
         let w32 = random(50, 20, 4);
-        let mut got = Array2::zeros((20, 20));
-        gram(w32.view(), got.view_mut());
+        let b32 = vec![0.5f32; 50];
+        let (mut got, mut u) = (Array2::zeros((20, 20)), vec![0.0; 20]);
+        gram_and_wtb(w32.view(), &b32, got.view_mut(), &mut u);
         let want = w32.t().dot(&w32);
         assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-4));
+        let u_bits: Vec<u32> = u.iter().map(|v| v.to_bits()).collect();
+        assert_eq!(u_bits, wtb_in_gene_order(&w32, &b32));
     }
 }

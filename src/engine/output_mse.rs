@@ -34,7 +34,7 @@
 
 use super::dense::{add_column_sums, Dense};
 use super::gemm::gemm;
-use super::gram::{add_band_product, band_product_is_fused, gram};
+use super::gram::{add_band_product, band_product_is_fused, gram_and_wtb};
 use super::scalar::{axpy, dot, simd_fn, Scalar};
 use super::sparse_dense::{add_rows, forward_rows};
 use super::Reduction;
@@ -132,27 +132,10 @@ pub fn forward_backward<T: Scalar>(
     let w = layer.weight.as_slice().expect("standard layout");
 
     // The Gram matrices and the small products.
-    gram(layer.weight.view(), sc.gram_w.view_mut());
-    gemm(one, h.t(), h, zero, sc.gram_h.view_mut());
-    // Wᵀb = Σ_g b_g·W_g, down the rows of W in gene order. Each thread takes a band of the
-    // columns (each sum still runs over the genes in order, so the bits do not depend on the
-    // thread count), which spreads this pass over W across the cores.
-    let band = n_in
-        .div_ceil(rayon::current_num_threads())
-        .next_multiple_of(16);
     let bias = layer.bias.as_slice().expect("contiguous");
-    sc.wb
-        .as_slice_mut()
-        .expect("contiguous")
-        .par_chunks_mut(band)
-        .enumerate()
-        .for_each(|(k, wb_band)| {
-            let c0 = k * band;
-            wb_band.fill(zero);
-            for (w_g, &b_g) in w.chunks_exact(n_in).zip(bias) {
-                axpy(b_g, &w_g[c0..c0 + wb_band.len()], wb_band);
-            }
-        });
+    let wb = sc.wb.as_slice_mut().expect("contiguous");
+    gram_and_wtb(layer.weight.view(), bias, sc.gram_w.view_mut(), wb);
+    gemm(one, h.t(), h, zero, sc.gram_h.view_mut());
     sc.h_sum.fill(zero);
     add_column_sums(h, sc.h_sum.view_mut());
     let mut h_gram = sc.h_gram.slice_mut(ndarray::s![..batch, ..]);
