@@ -199,8 +199,10 @@ pub struct Csc<T> {
     pub colptr: Vec<usize>,
     pub rows: Vec<u32>,
     pub data: Vec<T>,
-    /// Per band of rows, each column's count, then its next free slot, while building.
-    scratch: Vec<usize>,
+    /// Per band of rows, each column's count, then its next free slot, while building
+    /// (`u32`: half the cache footprint of `usize`, and a batch holds far fewer than 2³²
+    /// nonzeros; `rebuild_in_bands` checks).
+    scratch: Vec<u32>,
 }
 
 impl<T: Copy + Default + Send + Sync> Csc<T> {
@@ -224,6 +226,7 @@ impl<T: Copy + Default + Send + Sync> Csc<T> {
         let (n, nnz) = (m.n_cols, m.nnz());
         let bands = bands.clamp(1, m.n_rows.max(1));
         let band_start = |b: usize| b * m.n_rows / bands;
+        assert!(u32::try_from(nnz).is_ok(), "a batch of over 2³² nonzeros");
         self.n_rows = m.n_rows;
         // 1. Each band counts its entries per column.
         self.scratch.clear();
@@ -244,7 +247,7 @@ impl<T: Copy + Default + Send + Sync> Csc<T> {
         for j in 0..n {
             self.colptr[j] = pos;
             for b in 0..bands {
-                pos += std::mem::replace(&mut self.scratch[b * n + j], pos);
+                pos += std::mem::replace(&mut self.scratch[b * n + j], pos as u32) as usize;
             }
         }
         self.colptr[n] = pos;
@@ -266,8 +269,8 @@ impl<T: Copy + Default + Send + Sync> Csc<T> {
                         // up to the next band's start, which no other band writes; `slot`
                         // advances once per entry counted in step 1, so it stays inside them.
                         unsafe {
-                            rows.write(*slot, i as u32);
-                            data.write(*slot, v);
+                            rows.write(*slot as usize, i as u32);
+                            data.write(*slot as usize, v);
                         }
                         *slot += 1;
                     }
