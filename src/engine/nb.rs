@@ -98,10 +98,13 @@ pub fn forward_backward<T: Scalar>(
     assert_eq!(log_theta.len(), g);
     let scale = reduction.factor(b);
     let r: Vec<f64> = log_theta.iter().map(|v| v.to_f64()).collect();
+    // θ = eʳ once per gene, not once per cell and gene.
+    let theta: Vec<f64> = r.iter().map(|r| r.exp()).collect();
+    let r = (&r[..], &theta[..]);
     let blocks: Vec<(f64, Vec<f64>)> = match grads {
         None => (0..b.div_ceil(ROWS))
             .into_par_iter()
-            .map(|k| block(logits, counts, &r, k * ROWS, None))
+            .map(|k| block(logits, counts, r, k * ROWS, None))
             .collect(),
         Some(NbGrads {
             mut dlogits,
@@ -111,7 +114,7 @@ pub fn forward_backward<T: Scalar>(
                 .axis_chunks_iter_mut(Axis(0), ROWS)
                 .into_par_iter()
                 .enumerate()
-                .map(|(k, rows)| block(logits, counts, &r, k * ROWS, Some((rows, scale))))
+                .map(|(k, rows)| block(logits, counts, r, k * ROWS, Some((rows, scale))))
                 .collect();
             let mut dr = vec![0.0f64; g];
             for (_, part) in &out {
@@ -129,11 +132,11 @@ pub fn forward_backward<T: Scalar>(
 }
 
 /// Rows `start..start + ROWS` (or fewer at the end): `Σ ℓ` over them and, with `dh`, `Σ_i
-/// ∂ℓ/∂r` over them (`dh` rows get `−scale·∂ℓ/∂h` added).
+/// ∂ℓ/∂r` over them (`dh` rows get `−scale·∂ℓ/∂h` added). `(r, θ)`: each gene's `r` and `eʳ`.
 fn block<T: Scalar>(
     logits: ArrayView2<'_, T>,
     counts: &Csr<T>,
-    r: &[f64],
+    (r, theta): (&[f64], &[f64]),
     start: usize,
     mut dh: Option<(ArrayViewMut2<'_, T>, f64)>,
 ) -> (f64, Vec<f64>) {
@@ -167,11 +170,10 @@ fn block<T: Scalar>(
             rho[k] = log_rho.exp();
             let mu = library * rho[k];
             let d = log_l + log_rho - r[k];
-            let sp = softplus(d);
-            let theta = r[k].exp();
+            let (sp, sig) = softplus_and_sigmoid_of_minus(d);
+            let theta = theta[k];
             let xk = x[k];
             let mut ell = -theta * sp + xk * (d - sp);
-            let sig = sigmoid(-d);
             a[k] = (xk - mu) * sig;
             sum_a += a[k];
             if xk > 0.0 {
@@ -222,11 +224,30 @@ fn gamma_differences(x: f64, theta: f64, with_psi: bool) -> (f64, f64) {
 }
 
 /// `ln(1 + eᵈ)` without overflow.
+#[cfg(test)]
 fn softplus(d: f64) -> f64 {
     if d > 30.0 {
         d + (-d).exp()
     } else {
         d.exp().ln_1p()
+    }
+}
+
+/// `(softplus(d), σ(−d))`, with one exponential where both formulas take the same one:
+/// `e^d` for `d ≤ 0` (`σ(−d) = 1/(1 + e^d)`), `e^{−d}` for `d > 30` (`σ(−d) = e^{−d}/(1 +
+/// e^{−d})`); the same values, bit for bit, as calling the two functions.
+fn softplus_and_sigmoid_of_minus(d: f64) -> (f64, f64) {
+    if d > 30.0 {
+        let e = (-d).exp();
+        (d + e, e / (1.0 + e))
+    } else {
+        let e = d.exp();
+        let sig = if d <= 0.0 {
+            1.0 / (1.0 + e)
+        } else {
+            sigmoid(-d)
+        };
+        (e.ln_1p(), sig)
     }
 }
 
@@ -243,6 +264,19 @@ fn sigmoid(d: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shared-exponential pair gives the bits of the two functions, on both sides of
+    /// every branch point (0 and 30).
+    #[test]
+    fn softplus_and_sigmoid_share_exponentials_exactly() {
+        for d in [
+            -800.0, -40.0, -3.7, -1e-9, 0.0, 1e-9, 0.25, 12.5, 29.999, 30.0, 30.001, 45.0, 800.0,
+        ] {
+            let (sp, sig) = softplus_and_sigmoid_of_minus(d);
+            assert_eq!(sp.to_bits(), softplus(d).to_bits(), "softplus({d})");
+            assert_eq!(sig.to_bits(), sigmoid(-d).to_bits(), "σ(−{d})");
+        }
+    }
     use crate::engine::gradcheck::{check_slice, TOLERANCE};
     use ndarray::Array2;
 

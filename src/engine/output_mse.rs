@@ -22,7 +22,10 @@
 //! The dense work is now the two `n × n` Gram products: `WᵀW` and `W·(HᵀH)`, each `2dn²` flops
 //! (0.45 GFLOP), a third of before with `n = 128 < B = 256`. `X·W` and `Xᵀ·H` touch only the
 //! nonzeros (`2·nnz·n` flops each), with the first layer's sparse kernels
-//! ([`super::sparse_dense`]). Everything else is `n × n` or smaller.
+//! ([`super::sparse_dense`]). Everything else is `n × n` or smaller. [`super::gram`] computes
+//! the two products for these shapes (with [`super::gemm`]'s bits): `WᵀW` from its upper
+//! triangle, `Wᵀb` in the same pass over `W`, and `W·(HᵀH)` band by band inside the per-gene
+//! pass below, while each band of `W` and `∂W` is in cache.
 //!
 //! Rounding: in `f32`, the gradient is a difference of terms somewhat larger than itself
 //! (`X̂` against `X`), so it carries a few more ulps of error than the direct form; the loss is
