@@ -10,7 +10,7 @@
 //!   in cache, instead of in a pass of its own over both.
 //!
 //! They run as AVX-512 kernels on `f32` (what training uses); otherwise (`f64`, a CPU without
-//! AVX-512, a width not a multiple of 16) they call [`gemm`], which computes the same.
+//! AVX-512, a width not a multiple of 32) they call [`gemm`], which computes the same.
 //!
 //! **Same bits as [`gemm`].** matrixmultiply's AVX-512 kernel computes each element of `A·B`
 //! as a chain of fused multiply-adds in the order of the inner index, in blocks of [`KC`]
@@ -59,6 +59,7 @@ pub fn gram_and_wtb<T: Scalar>(
     assert_eq!(c.dim(), (n, n), "gram: output shape");
     assert_eq!((b.len(), u.len()), (d, n), "gram: bias and Wᵀb lengths");
     u.fill(T::zero());
+    #[cfg(target_arch = "x86_64")]
     if fast::<T>(n) && d > 0 {
         let w32 = w.to_slice().and_then(T::as_f32);
         let c32 = c.as_slice_mut().and_then(T::as_f32_mut);
@@ -83,6 +84,7 @@ pub fn gram_and_wtb<T: Scalar>(
     });
 }
 
+#[cfg(target_arch = "x86_64")]
 /// [`gram_and_wtb`] on row-major `f32` slices, `n` a multiple of [`TILE_COLS`], on AVX-512.
 fn gram_f32(w: &[f32], b: &[f32], n: usize, c: &mut [f32], u: &mut [f32]) {
     // The further down a tile row, the fewer of its tiles lie on or above the diagonal;
@@ -117,6 +119,7 @@ fn gram_f32(w: &[f32], b: &[f32], n: usize, c: &mut [f32], u: &mut [f32]) {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
 /// Rows `bi·TILE_ROWS ..` of `C` and the matching values of `u = Wᵀb`, owned by one task.
 struct TileRow<'a> {
     bi: usize,
@@ -137,6 +140,7 @@ pub fn add_band_product<T: Scalar>(alpha: T, a: &[T], g: &[T], k: usize, n: usiz
     let rows = a.len() / k;
     assert_eq!(g.len(), k * n, "band product: G's shape");
     assert_eq!(c.len(), rows * n, "band product: C's shape");
+    #[cfg(target_arch = "x86_64")]
     if fast::<T>(n) {
         let alpha = [alpha];
         let f32s = (T::as_f32(a), T::as_f32(g), T::as_f32(&alpha));
@@ -152,6 +156,7 @@ pub fn add_band_product<T: Scalar>(alpha: T, a: &[T], g: &[T], k: usize, n: usiz
     gemm(alpha, a, g, T::one(), c);
 }
 
+#[cfg(target_arch = "x86_64")]
 /// [`add_band_product`] on AVX-512: the rows in whole tiles, then the last few rows through
 /// a zero-padded copy (the padding rows compute zeros that are dropped).
 fn band_f32(alpha: f32, a: &[f32], g: &[f32], k: usize, n: usize, c: &mut [f32]) {
@@ -173,6 +178,7 @@ fn band_f32(alpha: f32, a: &[f32], g: &[f32], k: usize, n: usize, c: &mut [f32])
     }
 }
 
+#[cfg(target_arch = "x86_64")]
 /// The kernels. Each keeps an 8 × 32 tile of sums in sixteen registers (two per tile row) and
 /// adds, per step of the inner index, the 32 values of a row of `B` times 8 broadcast values of
 /// `A`: ten loads for sixteen multiply-adds. (Measured against 16 × 16 tiles, matrixmultiply's
