@@ -6,10 +6,10 @@
 //! only the nonzeros: `2·nnz·out` flops instead of `2·B·in·out` (≈ 16× fewer on PBMC3k).
 //!
 //! The forward walks the CSR batch row by row within blocks of genes small enough to stay in
-//! L2 ([`forward_rows`]), each output row's columns held in registers while a block's
+//! L2 (`forward_rows`), each output row's columns held in registers while a block's
 //! nonzeros add to them; the weight gradient walks the batch's transpose (a [`Csc`], rebuilt
 //! once per step) gene by gene, so that each gradient row has one writer and is loaded and
-//! stored once. Both run the same inner loop, [`add_rows`].
+//! stored once. Both run the same inner loop, `add_rows`.
 //!
 //! Backward, given `δy` (already through the activation):
 //! - `∂Wᵀ[j, :] += Σ_{i : x[i,j] ≠ 0} x[i, j] · δy[i, :]`, i.e. `∂W += δyᵀ·x` from the nonzeros;
@@ -175,7 +175,7 @@ impl<T: Scalar> SparseDense<T> {
         self.weight_t.t().as_standard_layout().into_owned()
     }
 
-    /// `y = act(x·Wᵀ + b)` from the nonzeros of `x` ([`forward_rows`]). Every output is
+    /// `y = act(x·Wᵀ + b)` from the nonzeros of `x` (`forward_rows`). Every output is
     /// summed over the genes in ascending order, whatever the thread count.
     pub fn forward(&self, x: &Csr<T>, mut y: ArrayViewMut2<'_, T>, act: Activation) {
         assert_eq!(x.n_cols, self.n_in(), "sparse layer: input width");
