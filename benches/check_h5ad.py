@@ -16,11 +16,13 @@ import tempfile
 import numpy as np
 import pandas as pd
 import scanpy as sc
+from release_binary import release_binary  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 
 def main(out):
+    release_binary()
     a = sc.read_h5ad(os.path.join(out, "cellvae.h5ad"))
     print(a)
     models = [m for m in ["ae", "vae", "vsc", "pca"] if os.path.isdir(os.path.join(out, m))]

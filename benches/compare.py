@@ -14,6 +14,7 @@ import os
 import statistics
 import subprocess
 import sys
+from release_binary import release_binary  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -48,6 +49,7 @@ def main():
     ap.add_argument("--device", default="cpu", help="PyTorch device (cpu or cuda)")
     ap.add_argument("--models", default="ae,vae,vsc")
     a = ap.parse_args()
+    a.binary = release_binary(a.binary)
     rows = []
     for model in a.models.split(","):
         ours, theirs = [], []

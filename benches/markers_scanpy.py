@@ -18,6 +18,7 @@ import time
 import numpy as np
 import pandas as pd
 import scanpy as sc
+from release_binary import release_binary  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 BIN = os.path.join(ROOT, "target", "release", "cellvae")
@@ -25,6 +26,7 @@ LABELS = os.path.join(ROOT, "data", "pbmc3k", "labels.csv")
 
 
 def main():
+    release_binary()
     work = tempfile.mkdtemp()
     pre, ours_csv = os.path.join(work, "pre"), os.path.join(work, "markers.csv")
     subprocess.run([BIN, "preprocess", "--data", os.path.join(ROOT, "data", "pbmc3k"),

@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
+from release_binary import release_binary  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -103,6 +104,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "cellvae"))
     a = ap.parse_args()
+    a.binary = release_binary(a.binary)
     ours, theirs = [], []
     for r in range(a.rounds):
         seconds, val, held_out = cellvae_run(a.binary, a.epochs, a.threads, r + 1)

@@ -19,6 +19,7 @@ import csv
 import os
 import subprocess
 import sys
+from release_binary import release_binary  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.path.join(ROOT, "target", "release", "cellvae")
@@ -52,6 +53,7 @@ def main():
     p.add_argument("--rows", default=None, help="comma list of row numbers (0: the preset); all by default")
     p.add_argument("--binary", default=BINARY, help="the cellvae to run (a copy keeps a rebuild from changing it mid-table)")
     a = p.parse_args()
+    a.binary = release_binary(a.binary)
     print("| setting | model | t-SNE → k-means NMI / ARI | codes → k-means NMI / ARI | codes → Leiden(k) NMI / ARI | held-out loss |")
     print("|---|---|---|---|---|---|")
     wanted = None if a.rows is None else {int(r) for r in a.rows.split(",")}

@@ -16,6 +16,7 @@ import os
 import statistics
 import subprocess
 import sys
+from release_binary import release_binary  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.path.join(ROOT, "target", "release", "cellvae")
@@ -69,6 +70,7 @@ def held_out(model, flags, seed, data, epochs):
 
 
 def main():
+    release_binary()
     p = argparse.ArgumentParser()
     p.add_argument("--data", default="data/pbmc3k")
     p.add_argument("--epochs", type=int, default=200)

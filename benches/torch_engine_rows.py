@@ -35,6 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import torch_ref  # noqa: E402
+from release_binary import release_binary  # noqa: E402
 
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
@@ -147,6 +148,7 @@ def main():
     ap.add_argument("--models", default="ae,vae,vsc")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "cellvae"))
     a = ap.parse_args()
+    a.binary = release_binary(a.binary)
     torch.set_num_threads(a.threads)
     dense, _, _ = torch_ref.load_dir(os.path.join(ROOT, "data", "pbmc3k"))
     x = sp.csr_matrix(dense)

@@ -16,6 +16,7 @@ import sys
 import time
 
 import numpy as np
+from release_binary import release_binary  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -37,6 +38,7 @@ def main():
     ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "cellvae"))
     ap.add_argument("--no-sklearn", action="store_true")
     a = ap.parse_args()
+    a.binary = release_binary(a.binary)
     x = np.loadtxt(a.codes, delimiter=",", skiprows=1, usecols=None, dtype=str)[:, 1:].astype(np.float64)
     rows = []
     for dims in (2, 3):

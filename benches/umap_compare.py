@@ -21,6 +21,7 @@ import pandas as pd
 import umap
 from sklearn.manifold import trustworthiness
 from sklearn.neighbors import NearestNeighbors
+from release_binary import release_binary  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 BIN = os.path.join(ROOT, "target", "release", "cellvae")
@@ -33,6 +34,7 @@ def knn_recall(x, y, k=15):
 
 
 def main(codes):
+    release_binary()
     x = pd.read_csv(codes).set_index("barcode").to_numpy()
     out = os.path.join(tempfile.mkdtemp(), "umap.csv")
     t = time.time()
