@@ -100,11 +100,11 @@ pub fn forward_backward<T: Scalar>(
     let r: Vec<f64> = log_theta.iter().map(|v| v.to_f64()).collect();
     // θ = eʳ once per gene, not once per cell and gene.
     let theta: Vec<f64> = r.iter().map(|r| r.exp()).collect();
-    let r = (&r[..], &theta[..]);
+    let genes = (&r[..], &theta[..]);
     let blocks: Vec<(f64, Vec<f64>)> = match grads {
         None => (0..b.div_ceil(ROWS))
             .into_par_iter()
-            .map(|k| block(logits, counts, r, k * ROWS, None))
+            .map(|k| block(logits, counts, genes, k * ROWS, None))
             .collect(),
         Some(NbGrads {
             mut dlogits,
@@ -114,7 +114,7 @@ pub fn forward_backward<T: Scalar>(
                 .axis_chunks_iter_mut(Axis(0), ROWS)
                 .into_par_iter()
                 .enumerate()
-                .map(|(k, rows)| block(logits, counts, r, k * ROWS, Some((rows, scale))))
+                .map(|(k, rows)| block(logits, counts, genes, k * ROWS, Some((rows, scale))))
                 .collect();
             let mut dr = vec![0.0f64; g];
             for (_, part) in &out {
@@ -264,6 +264,8 @@ fn sigmoid(d: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::gradcheck::{check_slice, TOLERANCE};
+    use ndarray::Array2;
 
     /// The shared-exponential pair gives the bits of the two functions, on both sides of
     /// every branch point (0 and 30).
@@ -277,8 +279,6 @@ mod tests {
             assert_eq!(sig.to_bits(), sigmoid(-d).to_bits(), "σ(−{d})");
         }
     }
-    use crate::engine::gradcheck::{check_slice, TOLERANCE};
-    use ndarray::Array2;
 
     /// Counts with zeros, small and large values, and a cell with no counts at all.
     fn case() -> (Array2<f64>, Csr<f64>) {
