@@ -190,6 +190,66 @@ impl<T: Copy + Default> Csr<T> {
     }
 }
 
+/// Per-column moments of the rows seen so far: `Σ f(x)` and `Σ f(x)²` over the stored
+/// entries of each column, in f64, with `f(0) = 0` (absent entries add nothing). The one pass
+/// behind per-gene scaling, both HVG flavours and PCA's centring; rows can be added block by
+/// block ([`ColumnMoments::add`]) as a streamed reader delivers them, with the same sums as
+/// one pass in row order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ColumnMoments {
+    pub n_rows: usize,
+    pub sum: Vec<f64>,
+    pub sum_sq: Vec<f64>,
+}
+
+impl ColumnMoments {
+    /// No rows yet, `n_cols` columns.
+    pub fn new(n_cols: usize) -> Self {
+        ColumnMoments {
+            n_rows: 0,
+            sum: vec![0.0; n_cols],
+            sum_sq: vec![0.0; n_cols],
+        }
+    }
+
+    /// Adds the rows of `m`, each stored value `v` as `f(v)`.
+    pub fn add(&mut self, m: &Csr<f32>, f: impl Fn(f32) -> f64) {
+        assert_eq!(m.n_cols, self.sum.len(), "column count");
+        for (&g, &v) in m.indices.iter().zip(&m.data) {
+            let e = f(v);
+            self.sum[g as usize] += e;
+            self.sum_sq[g as usize] += e * e;
+        }
+        self.n_rows += m.n_rows;
+    }
+
+    /// The mean of column `g`, `Σ/n`.
+    pub fn mean(&self, g: usize) -> f64 {
+        self.sum[g] / self.n_rows as f64
+    }
+
+    /// The sample variance of column `g` (n − 1 denominator; 0 below two rows), as
+    /// `(Σx² − n·m²)/(n − 1)`, never below 0.
+    pub fn variance(&self, g: usize) -> f64 {
+        let n = self.n_rows as f64;
+        if self.n_rows < 2 {
+            return 0.0;
+        }
+        let m = self.mean(g);
+        ((self.sum_sq[g] - n * m * m) / (n - 1.0)).max(0.0)
+    }
+}
+
+impl Csr<f32> {
+    /// [`ColumnMoments`] of all rows, of `f` of the values (`|v| v as f64` for the values
+    /// themselves).
+    pub fn column_moments(&self, f: impl Fn(f32) -> f64) -> ColumnMoments {
+        let mut m = ColumnMoments::new(self.n_cols);
+        m.add(self, f);
+        m
+    }
+}
+
 /// The transpose of a minibatch, column-major: column `j` holds `(row, value)` pairs, rows
 /// ascending. The first layer's weight gradient walks it gene by gene.
 #[derive(Clone, Debug, Default)]
@@ -323,6 +383,26 @@ mod tests {
         assert_eq!(m.indptr, vec![0, 1, 3]);
         assert_eq!(m.indices, vec![1, 0, 2]);
         assert_eq!(m.data, vec![2.0, 3.0, 5.0]);
+    }
+
+    #[test]
+    fn column_moments_in_blocks_equal_one_pass() {
+        let trip: Vec<(u32, u32, f32)> = (0..300u32)
+            .map(|k| ((k * 37) % 41, (k * 11) % 7, (k % 9) as f32 * 0.5))
+            .collect();
+        let m = Csr::from_triplets(41, 7, trip, |a, b| a + b);
+        let whole = m.column_moments(|v| v as f64);
+        let mut blocks = ColumnMoments::new(7);
+        for rows in (0..41).collect::<Vec<_>>().chunks(10) {
+            blocks.add(&m.select_rows(rows), |v| v as f64);
+        }
+        assert_eq!(whole, blocks);
+        let dense = m.to_dense();
+        for g in 0..7 {
+            let col = dense.column(g).mapv(|v| v as f64);
+            assert!((whole.mean(g) - col.mean().unwrap()).abs() < 1e-12);
+            assert!((whole.variance(g) - col.var(1.0)).abs() < 1e-9);
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! checked against finite differences.
 //!
 //! Data flows one way through the modules: [`io`] → [`preprocess`] → [`engine`] → [`models`]
-//! → [`train`] → [`analysis`] → `report` → `cli`.
+//! → [`train`] → [`analysis`] → [`study`] → `report` → `cli`.
 //!
 //! The equations, layer by layer, with the file and function of each: [`engine`].
 //!
@@ -23,6 +23,7 @@ pub mod models;
 pub mod preprocess;
 #[cfg(feature = "cli")]
 pub mod report;
+pub mod study;
 pub mod train;
 
 pub use error::{Error, Result};

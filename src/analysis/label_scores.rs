@@ -11,14 +11,14 @@
 //! - **Silhouette** of the labels in a representation: per cell `(b − a)/max(a, b)` with `a`
 //!   its mean Euclidean distance to the other cells of its label and `b` the smallest mean
 //!   distance to the cells of another label (0 for a label of one cell), averaged over cells.
-//! - **kNN purity**: the share of each cell's `k` nearest neighbours (Euclidean, itself
-//!   excluded) that carry its label, averaged over cells.
+//! - **kNN purity**: the share of each labelled cell's `k` nearest neighbours (Euclidean,
+//!   itself excluded, among all cells) that carry its label, averaged over labelled cells.
 //!
 //! And one score that needs no labels: **active units** (Burda et al. 2016), the latent
 //! dimensions whose code varies across cells, `Var_i(code_iu) > 0.01`.
 
 use super::matching::{contingency, max_weight_matching};
-use super::tsne::affinities::knn;
+use super::neighbors::Neighbors;
 use ndarray::Array2;
 use rayon::prelude::*;
 
@@ -168,25 +168,27 @@ pub fn active_units(codes: &Array2<f64>) -> usize {
         .count()
 }
 
-/// Mean share of each row's `k` nearest other rows that carry its label.
-pub fn knn_purity(x: &Array2<f64>, labels: &[usize], k: usize) -> f64 {
-    let n = x.nrows();
-    if n < 2 {
-        return 0.0;
-    }
-    let k = k.min(n - 1);
-    let neighbours = knn(x, k);
-    let total: f64 = neighbours
+/// Mean share of each labelled row's `k` nearest other rows (in `nb`, the graph of every
+/// row) that carry its label; `labels[i]` is `None` for an unlabelled row, which counts as
+/// a neighbour of another label.
+pub fn knn_purity(nb: &Neighbors, labels: &[Option<usize>], k: usize) -> f64 {
+    let k = k.min(nb.k());
+    let labelled: Vec<(usize, usize)> = labels
         .iter()
         .enumerate()
-        .map(|(i, nb)| {
-            nb.iter()
-                .filter(|e| labels[e.1 as usize] == labels[i])
-                .count() as f64
-                / k as f64
+        .filter_map(|(i, l)| l.map(|l| (i, l)))
+        .collect();
+    if k == 0 || labelled.is_empty() {
+        return 0.0;
+    }
+    let total: f64 = labelled
+        .iter()
+        .map(|&(i, l)| {
+            let same = nb.nearest(i, k).0.iter();
+            same.filter(|&&j| labels[j as usize] == Some(l)).count() as f64 / k as f64
         })
         .sum();
-    total / n as f64
+    total / labelled.len() as f64
 }
 
 #[cfg(test)]
@@ -237,12 +239,15 @@ mod tests {
             (matched_accuracy(&[0, 0, 1, 1, 2, 2], &[2, 2, 0, 0, 1, 0]) - 5.0 / 6.0).abs() < 1e-12
         );
         let x = array![[0.0], [0.1], [0.2], [5.0], [5.1], [5.2]];
-        assert_eq!(knn_purity(&x, &[0, 0, 0, 1, 1, 1], 2), 1.0);
-        assert!(
-            (knn_purity(&x, &[0, 0, 1, 1, 1, 1], 2) - (0.5 + 0.5 + 0.0 + 1.0 + 1.0 + 1.0) / 6.0)
-                .abs()
-                < 1e-12
-        );
+        let nb = Neighbors::exact(&x, 2);
+        let some = |l: &[usize]| l.iter().map(|&l| Some(l)).collect::<Vec<_>>();
+        assert_eq!(knn_purity(&nb, &some(&[0, 0, 0, 1, 1, 1]), 2), 1.0);
+        let mixed = knn_purity(&nb, &some(&[0, 0, 1, 1, 1, 1]), 2);
+        assert!((mixed - (0.5 + 0.5 + 0.0 + 1.0 + 1.0 + 1.0) / 6.0).abs() < 1e-12);
+        // An unlabelled cell is not scored, and as a neighbour it carries no label.
+        let unlabelled = [Some(0), Some(0), None, Some(1), Some(1), Some(1)];
+        let purity = knn_purity(&nb, &unlabelled, 2);
+        assert!((purity - (0.5 + 0.5 + 1.0 + 1.0 + 1.0) / 5.0).abs() < 1e-12);
     }
 
     #[test]

@@ -108,7 +108,8 @@ pub const NEIGHBOURS: usize = 15;
 /// counted among the `k`), weighted and symmetrized as UMAP and scanpy do (fuzzy union,
 /// [`crate::analysis::umap::fuzzy_graph`]).
 pub fn knn_graph(x: &ndarray::Array2<f64>, k: usize) -> AdjGraph {
-    AdjGraph::from_edges(x.nrows(), &crate::analysis::umap::fuzzy_graph(x, k))
+    let nb = crate::analysis::neighbors::Neighbors::exact(x, k - 1);
+    AdjGraph::from_edges(x.nrows(), &crate::analysis::umap::fuzzy_graph(&nb, k))
 }
 
 /// Leiden with the resolution chosen to give `k` communities.

@@ -6,6 +6,7 @@ pub mod leiden;
 pub mod markers;
 pub mod matching;
 pub mod metrics;
+pub mod neighbors;
 pub mod pca;
 pub mod tsne;
 pub mod umap;

@@ -145,11 +145,8 @@ pub fn pca(x: &Csr<f32>, k: usize, seed: u64) -> Pca {
     let (n, d) = (x.n_rows, x.n_cols);
     let k = k.min(n).min(d);
     let r = (k + OVERSAMPLE).min(n).min(d);
-    let mut mean = Array1::<f64>::zeros(d);
-    for (&j, &v) in x.indices.iter().zip(&x.data) {
-        mean[j as usize] += v as f64;
-    }
-    mean /= n as f64;
+    let moments = x.column_moments(|v| v as f64);
+    let mean = Array1::from_shape_fn(d, |g| moments.mean(g));
     let mut rng = stream(seed, Stream::Pca);
     let omega = Array2::from_shape_fn((d, r), |_| rng.sample::<f64, _>(StandardNormal));
     let mut y = centred_times(x, &mean, &omega);

@@ -2,8 +2,8 @@
 //! defaults: 15 neighbours, `min_dist` 0.1, `spread` 1, 5 negative samples per positive one,
 //! learning rate 1 decaying linearly, 500 epochs up to 10,000 points (200 above).
 //!
-//! 1. Exact k nearest neighbours (the k-d tree of [`crate::analysis::tsne::affinities::knn`];
-//!    `k − 1` others, the point itself counting as the first, as umap-learn counts it).
+//! 1. The k nearest neighbours ([`crate::analysis::neighbors`]): `k − 1` others, the point
+//!    itself counting as the first, as umap-learn counts it.
 //! 2. Per point, `ρ_i` = distance to its nearest neighbour and `σ_i` by bisection so that
 //!    `Σ_j exp(−max(0, d_ij − ρ_i)/σ_i) = log₂ k` (tolerance 1e-5, 64 steps, `σ_i` at least
 //!    1e-3 of the mean neighbour distance); memberships `a_ij = exp(−max(0, d_ij − ρ_i)/σ_i)`.
@@ -23,8 +23,8 @@
 //! ChaCha stream, so a seed gives the same embedding on any machine and any number of threads
 //! (umap-learn's parallel descent is not reproducible; with a seed it runs serially too).
 
+use crate::analysis::neighbors::Neighbors;
 use crate::analysis::pca::symmetric_eigen;
-use crate::analysis::tsne::affinities::knn;
 use crate::engine::rng::{stream, Stream};
 use crate::error::{Error, Result};
 use ndarray::Array2;
@@ -71,6 +71,26 @@ pub struct Graph {
 
 /// Embeds the rows of `x` in `opts.dims` dimensions.
 pub fn umap(x: &Array2<f64>, opts: &UmapOptions) -> Result<Array2<f64>> {
+    check(x, opts)?;
+    let graph = fuzzy_graph(&Neighbors::exact(x, opts.neighbors - 1), opts.neighbors);
+    umap_on(x, &graph, opts)
+}
+
+/// [`umap`] with the fuzzy graph already built ([`fuzzy_graph`] of `opts.neighbors`, the
+/// one Leiden clusters).
+pub fn umap_on(x: &Array2<f64>, graph: &Graph, opts: &UmapOptions) -> Result<Array2<f64>> {
+    check(x, opts)?;
+    let n = x.nrows();
+    let epochs = opts.epochs.unwrap_or(if n <= 10_000 { 500 } else { 200 });
+    let (a, b) = fit_ab(opts.spread, opts.min_dist);
+    let mut rng = stream(opts.seed, Stream::Umap);
+    let mut y = initialise(x, opts.dims, &mut rng);
+    optimise(&mut y, graph, a, b, epochs, opts, &mut rng);
+    Ok(y)
+}
+
+/// Rejects settings and inputs UMAP cannot embed.
+fn check(x: &Array2<f64>, opts: &UmapOptions) -> Result<()> {
     let n = x.nrows();
     if opts.neighbors < 2 {
         return Err(Error::invalid("--neighbors must be at least 2"));
@@ -92,31 +112,26 @@ pub fn umap(x: &Array2<f64>, opts: &UmapOptions) -> Result<Array2<f64>> {
     if x.iter().any(|v| !v.is_finite()) {
         return Err(Error::invalid("the input holds a value that is not finite"));
     }
-    let epochs = opts.epochs.unwrap_or(if n <= 10_000 { 500 } else { 200 });
-    let graph = fuzzy_graph(x, opts.neighbors);
-    let (a, b) = fit_ab(opts.spread, opts.min_dist);
-    let mut rng = stream(opts.seed, Stream::Umap);
-    let mut y = initialise(x, opts.dims, &mut rng);
-    optimise(&mut y, &graph, a, b, epochs, opts, &mut rng);
-    Ok(y)
+    Ok(())
 }
 
-/// Steps 1–3 of the module doc: the symmetric fuzzy graph of the `k`-neighbourhoods.
-pub fn fuzzy_graph(x: &Array2<f64>, k: usize) -> Graph {
-    let n = x.nrows();
-    let neighbours = knn(x, k - 1);
+/// Steps 2–3 of the module doc: the symmetric fuzzy graph of the `k`-neighbourhoods (the
+/// point and its `k − 1` nearest others in `nb`, which must hold at least that many).
+pub fn fuzzy_graph(nb: &Neighbors, k: usize) -> Graph {
+    let n = nb.n();
+    let others = k - 1;
     let target = (k as f64).log2();
-    let mean_all = neighbours
-        .iter()
-        .flat_map(|nb| nb.iter().map(|e| e.0.sqrt()))
+    let mean_all = (0..n)
+        .flat_map(|i| nb.nearest(i, others).1.iter().map(|d2| d2.sqrt()))
         .sum::<f64>()
         / (n * k) as f64; // umap-learn averages over k columns, the zero self-distance included
                           // (row, column, a_row→col, a_col→row)
-    let mut entries: Vec<(u32, u32, f64, f64)> = Vec::with_capacity(2 * n * (k - 1));
-    for (i, nb) in neighbours.iter().enumerate() {
-        let d: Vec<f64> = nb.iter().map(|e| e.0.sqrt()).collect();
+    let mut entries: Vec<(u32, u32, f64, f64)> = Vec::with_capacity(2 * n * others);
+    for i in 0..n {
+        let (idx, d2) = nb.nearest(i, others);
+        let d: Vec<f64> = d2.iter().map(|e| e.sqrt()).collect();
         let (rho, sigma) = smooth_distances(&d, target, mean_all);
-        for (&dij, &(_, j)) in d.iter().zip(nb) {
+        for (&dij, &j) in d.iter().zip(idx) {
             let a = if dij - rho <= 0.0 || sigma == 0.0 {
                 1.0
             } else {
@@ -402,7 +417,7 @@ mod tests {
     #[test]
     fn graph_is_symmetric() {
         let (x, _) = blobs();
-        let g = fuzzy_graph(&x, 15);
+        let g = fuzzy_graph(&Neighbors::exact(&x, 14), 15);
         let map: std::collections::HashMap<(u32, u32), f64> = (0..g.head.len())
             .map(|e| ((g.head[e], g.tail[e]), g.weight[e]))
             .collect();
@@ -428,11 +443,15 @@ mod tests {
         };
         let y = run(2);
         assert_eq!(y, run(1));
-        let nb = knn(&y, 10);
-        let same = nb
-            .iter()
-            .enumerate()
-            .map(|(i, n)| n.iter().filter(|e| blob[e.1 as usize] == blob[i]).count())
+        let nb = Neighbors::exact(&y, 10);
+        let same = (0..y.nrows())
+            .map(|i| {
+                let others = nb.nearest(i, 10).0;
+                others
+                    .iter()
+                    .filter(|&&j| blob[j as usize] == blob[i])
+                    .count()
+            })
             .sum::<usize>();
         assert_eq!(same, 180 * 10, "neighbours from another blob");
     }

@@ -5,105 +5,37 @@ use crate::engine::{Activation, Reduction};
 use crate::models::{Likelihood, ModelConfig, ModelKind, Preset};
 use crate::preprocess::{HvgFlavor, Normalize, PrepOptions, QcMode, QcThresholds};
 use crate::train::TrainOptions;
+use clap::builder::PossibleValue;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 
 /// The dataset shipped with cellvae, the default input.
 pub const DEFAULT_DATA: &str = "data/pbmc3k";
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum QcArg {
-    Seurat,
-    None,
-}
+/// The engine's enums on the command line. The engine keeps to the design card's crates, so
+/// these two are implemented here rather than derived there; every other enum a flag takes
+/// derives `ValueEnum` where it is defined.
+impl ValueEnum for Activation {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Activation::Identity, Activation::Relu]
+    }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum NormalizeArg {
-    Auto,
-    Lognorm,
-    None,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum HvgFlavorArg {
-    /// Seurat's vst on raw counts (scanpy's seurat_v3)
-    Vst,
-    /// scanpy's seurat: dispersions of the normalized data, z-scored within 20 mean bins
-    Seurat,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum PresetArg {
-    /// The study's write-up (the default)
-    Paper,
-    /// The study's code
-    SeedCode,
-    /// Beyond the study: 2,000 HVGs (seurat), scaled, validation split 0.1, KL warm-up 50,
-    /// one 128-unit ReLU layer each way with BatchNorm and dropout 0.1, latent 6, β 2,
-    /// batch 128; PCA with 50 components
-    Scrna,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum ModelArg {
-    Ae,
-    Vae,
-    Vsc,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum LikelihoodArg {
-    /// Squared error on the input values (the study's)
-    Mse,
-    /// Negative binomial on the raw counts of the kept genes (scVI's decoder)
-    Nb,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum ReductionArg {
-    Mean,
-    Sum,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum ActivationArg {
-    None,
-    Relu,
-}
-
-impl From<ModelArg> for ModelKind {
-    fn from(m: ModelArg) -> Self {
-        match m {
-            ModelArg::Ae => ModelKind::Ae,
-            ModelArg::Vae => ModelKind::Vae,
-            ModelArg::Vsc => ModelKind::Vsc,
-        }
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.name()))
     }
 }
 
-impl From<PresetArg> for Preset {
-    fn from(p: PresetArg) -> Self {
-        match p {
-            PresetArg::Paper => Preset::Paper,
-            PresetArg::SeedCode => Preset::SeedCode,
-            PresetArg::Scrna => Preset::Scrna,
-        }
+impl ValueEnum for Reduction {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Reduction::Mean, Reduction::Sum]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.name()))
     }
 }
 
-impl From<ActivationArg> for Activation {
-    fn from(a: ActivationArg) -> Self {
-        match a {
-            ActivationArg::None => Activation::Identity,
-            ActivationArg::Relu => Activation::Relu,
-        }
-    }
-}
-
-/// KL warm-up epochs of `--preset scrna` (chosen by held-out loss: README).
-pub const SCRNA_KL_WARMUP: usize = 50;
-
-/// Input data and preprocessing.
+/// Input data and preprocessing. Unset values come from the preset.
 #[derive(Args, Clone, Debug)]
 pub struct DataArgs {
     /// 10x directory, .mtx[.gz] file, .csv[.gz] matrix, AnnData .h5ad, or Cell Ranger .h5
@@ -120,50 +52,40 @@ pub struct DataArgs {
     pub transpose: bool,
     /// Quality control
     #[arg(long, value_enum, default_value = "seurat")]
-    pub qc: QcArg,
+    pub qc: QcMode,
     /// LogNormalize: auto normalizes integer counts and keeps non-integer input as it is
     #[arg(long, value_enum, default_value = "auto")]
-    pub normalize: NormalizeArg,
+    pub normalize: Normalize,
     /// QC: keep cells with more than this many detected genes
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = QcThresholds::default().min_genes)]
     pub min_genes: usize,
     /// QC: keep cells with fewer than this many detected genes
-    #[arg(long, default_value_t = 2500)]
+    #[arg(long, default_value_t = QcThresholds::default().max_genes)]
     pub max_genes: usize,
     /// QC: keep cells with a mitochondrial percentage below this
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = QcThresholds::default().max_mito)]
     pub max_mito: f64,
     /// Keep genes detected in at least this many cells
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = QcThresholds::default().min_cells)]
     pub min_cells: usize,
     /// Keep only the N most variable genes (all of them when there are fewer)
+    /// [default: all genes; 2000 under --preset scrna]
     #[arg(long, value_name = "N")]
     pub hvg: Option<usize>,
     /// How --hvg ranks the genes [default: vst; seurat under --preset scrna]
     #[arg(long, value_enum)]
-    pub hvg_flavor: Option<HvgFlavorArg>,
+    pub hvg_flavor: Option<HvgFlavor>,
     /// Z-score every gene after normalization and --hvg, clipped at ±10 (the means and sds
-    /// are stored with each model, and embed applies them)
+    /// are stored with each model, and embed applies them) [default: no; yes under --preset
+    /// scrna]
     #[arg(long)]
     pub scale: bool,
-    /// Do not scale, whatever the preset says (--preset scrna scales by default)
+    /// Do not scale, whatever the preset says
     #[arg(long, conflicts_with = "scale")]
     pub no_scale: bool,
 }
 
 impl DataArgs {
-    /// The input a preset fixes in advance, where the flags leave it open: under `scrna`,
-    /// 2,000 HVGs of flavor `seurat`, scaled (scanpy's standard recipe). Held-out losses
-    /// over different genes or transforms are not comparable, so these are not tuned.
-    pub fn with_preset(mut self, preset: PresetArg) -> Self {
-        if let PresetArg::Scrna = preset {
-            self.hvg.get_or_insert(2000);
-            self.hvg_flavor.get_or_insert(HvgFlavorArg::Seurat);
-            self.scale = !self.no_scale;
-        }
-        self
-    }
-
     /// How to read `--data`.
     pub fn read_options(&self) -> crate::io::ReadOptions {
         crate::io::ReadOptions {
@@ -175,7 +97,8 @@ impl DataArgs {
         }
     }
 
-    pub fn prep_options(&self) -> crate::Result<PrepOptions> {
+    /// The preset's preprocessing with every given flag applied.
+    pub fn prep_options(&self, preset: Preset) -> crate::Result<PrepOptions> {
         if !(self.max_mito.is_finite() && self.max_mito >= 0.0) {
             return Err(crate::Error::invalid(
                 "--max-mito must be a non-negative number",
@@ -184,28 +107,19 @@ impl DataArgs {
         if self.hvg == Some(0) {
             return Err(crate::Error::invalid("--hvg must be at least 1"));
         }
+        let defaults = preset.prep_options();
         Ok(PrepOptions {
-            qc: match self.qc {
-                QcArg::Seurat => QcMode::Seurat,
-                QcArg::None => QcMode::None,
-            },
+            qc: self.qc,
             thresholds: QcThresholds {
                 min_genes: self.min_genes,
                 max_genes: self.max_genes,
                 max_mito: self.max_mito,
                 min_cells: self.min_cells,
             },
-            normalize: match self.normalize {
-                NormalizeArg::Auto => Normalize::Auto,
-                NormalizeArg::Lognorm => Normalize::LogNorm,
-                NormalizeArg::None => Normalize::None,
-            },
-            hvg: self.hvg,
-            hvg_flavor: match self.hvg_flavor {
-                None | Some(HvgFlavorArg::Vst) => HvgFlavor::Vst,
-                Some(HvgFlavorArg::Seurat) => HvgFlavor::Seurat,
-            },
-            scale: self.scale,
+            normalize: self.normalize,
+            hvg: self.hvg.or(defaults.hvg),
+            hvg_flavor: self.hvg_flavor.unwrap_or(defaults.hvg_flavor),
+            scale: (defaults.scale || self.scale) && !self.no_scale,
         })
     }
 }
@@ -246,9 +160,9 @@ fn widths(s: &str) -> Result<Widths, String> {
 /// Architecture, loss and optimisation. Unset values come from the preset.
 #[derive(Args, Clone, Debug)]
 pub struct ModelArgs {
-    /// Architecture preset: the write-up's (paper) or the study's code (seed-code)
+    /// Preset: every default of the input, the networks, training and the PCA baseline
     #[arg(long, value_enum, default_value = "paper")]
-    pub preset: PresetArg,
+    pub preset: Preset,
     /// Latent size [default: 6]
     #[arg(long)]
     pub latent: Option<usize>,
@@ -266,16 +180,16 @@ pub struct ModelArgs {
     pub decoder: Option<Widths>,
     /// Activation after the first layer [default: none; relu for the seed-code VSC]
     #[arg(long, value_enum)]
-    pub first_activation: Option<ActivationArg>,
+    pub first_activation: Option<Activation>,
     /// Activation on the AE code [default: relu (paper), none (seed-code)]
     #[arg(long, value_enum)]
-    pub code_activation: Option<ActivationArg>,
+    pub code_activation: Option<Activation>,
     /// Reconstruction likelihood [default: mse]
     #[arg(long, value_enum)]
-    pub likelihood: Option<LikelihoodArg>,
+    pub likelihood: Option<Likelihood>,
     /// Loss reduction over the batch [default: mean (paper), sum (seed-code)]
     #[arg(long, value_enum)]
-    pub reduction: Option<ReductionArg>,
+    pub reduction: Option<Reduction>,
     /// VSC selection sharpness c [default: 50]
     #[arg(long)]
     pub vsc_c: Option<f64>,
@@ -291,15 +205,15 @@ pub struct ModelArgs {
     /// anyway where the output layer's input is wider than 1.5 × the batch (seed-code)
     #[arg(long)]
     pub unfused_output: bool,
-    /// Minibatch size [default: 256 (paper), 240 (seed-code)]
+    /// Minibatch size [default: 256 (paper), 240 (seed-code), 128 (scrna)]
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Training epochs
-    #[arg(long, default_value_t = 200)]
-    pub epochs: usize,
-    /// Adam learning rate
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f64,
+    /// Training epochs [default: 200]
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Adam learning rate [default: 0.001]
+    #[arg(long)]
+    pub lr: Option<f64>,
     /// KL warm-up: the KL weight rises linearly from 0 to β over this many epochs
     /// [default: 0, none; 50 under --preset scrna]
     #[arg(long, value_name = "EPOCHS")]
@@ -331,14 +245,14 @@ pub struct ModelArgs {
     #[arg(long, value_name = "EPOCHS", default_value_t = 50)]
     pub dec_epochs: usize,
     /// Seed of every random stream (init, shuffles, noise, t-SNE, k-means)
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = crate::train::DEFAULT_SEED)]
     pub seed: u64,
 }
 
 impl ModelArgs {
     /// The preset's configuration of `kind` with every given flag applied.
     pub fn config(&self, kind: ModelKind) -> crate::Result<ModelConfig> {
-        let mut c = ModelConfig::preset(kind, self.preset.into());
+        let mut c = self.preset.network(kind);
         if let Some(v) = self.latent {
             c.latent = v;
         }
@@ -355,16 +269,13 @@ impl ModelArgs {
             c.decoder = v.0.clone();
         }
         if let Some(v) = self.first_activation {
-            c.first_activation = v.into();
+            c.first_activation = v;
         }
         if let Some(v) = self.code_activation {
-            c.code_activation = v.into();
+            c.code_activation = v;
         }
         if let Some(v) = self.reduction {
-            c.reduction = match v {
-                ReductionArg::Mean => Reduction::Mean,
-                ReductionArg::Sum => Reduction::Sum,
-            };
+            c.reduction = v;
         }
         if let Some(v) = self.vsc_c {
             c.vsc_c = v;
@@ -387,38 +298,26 @@ impl ModelArgs {
             c.dec_clusters = self.dec_clusters.unwrap_or(0);
         }
         if let Some(l) = self.likelihood {
-            c.likelihood = match l {
-                LikelihoodArg::Mse => Likelihood::Mse,
-                LikelihoodArg::Nb => Likelihood::Nb,
-            };
+            c.likelihood = l;
         }
         c.validate()?;
         Ok(c)
     }
 
-    /// The preset's name.
-    pub fn preset_name(&self) -> &'static str {
-        Preset::from(self.preset).name()
-    }
-
+    /// The preset's training options with every given flag applied.
     pub fn train_options(&self) -> crate::Result<TrainOptions> {
-        let preset: Preset = self.preset.into();
+        let defaults = TrainOptions::preset(self.preset);
+        let epochs = self.epochs.unwrap_or(defaults.epochs);
         let t = TrainOptions {
-            batch_size: self.batch_size.unwrap_or(preset.batch_size()),
-            epochs: self.epochs,
-            lr: self.lr,
+            batch_size: self.batch_size.unwrap_or(defaults.batch_size),
+            epochs,
+            lr: self.lr.unwrap_or(defaults.lr),
             seed: self.seed,
             unfused_output: self.unfused_output,
-            kl_warmup: self.kl_warmup.unwrap_or(match preset {
-                Preset::Scrna => SCRNA_KL_WARMUP,
-                _ => 0,
-            }),
-            val_fraction: self.val_fraction.unwrap_or(match preset {
-                Preset::Scrna => 0.1,
-                _ => 0.0,
-            }),
+            kl_warmup: self.kl_warmup.unwrap_or(defaults.kl_warmup),
+            val_fraction: self.val_fraction.unwrap_or(defaults.val_fraction),
             dec_epochs: if self.dec.is_some_and(|g| g > 0.0) {
-                self.dec_epochs.min(self.epochs)
+                self.dec_epochs.min(epochs)
             } else {
                 0
             },

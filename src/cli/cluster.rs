@@ -40,7 +40,7 @@ pub struct ClusterArgs {
     #[arg(long, default_value_t = 100)]
     pub n_init: usize,
     /// Seed of the k-means++ seeding or of Leiden's random orders
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = crate::train::DEFAULT_SEED)]
     pub seed: u64,
     /// Output CSV (barcode,cluster)
     #[arg(long)]

@@ -1,9 +1,8 @@
-//! The single-step subcommands: `preprocess`, `train`, `embed`, `tsne`, `cluster`, `score`,
-//! and the steps `cellvae run` ([`super::pipeline`]) shares with them: loading and
-//! preprocessing the data, training a model and writing its files, t-SNE options, clusters.
+//! The single-step subcommands: `preprocess`, `train`, `embed`, `tsne`, `umap`, `score`, and
+//! the steps `cellvae run` ([`super::pipeline`]) shares with them: loading and preprocessing
+//! the data, writing a trained model's files, clusters.
 
 use super::args::DataArgs;
-use crate::analysis::kmeans::{kmeans, KMeansOptions};
 use crate::analysis::metrics::{encode, scores};
 use crate::analysis::tsne::{tsne as run_tsne, Method, TsneOptions};
 use crate::analysis::umap::{umap as run_umap, UmapOptions};
@@ -11,21 +10,20 @@ use crate::error::{Error, Result};
 use crate::io::align::{to_gene_order, GeneOrder};
 use crate::io::atomic::{ensure_dir, ensure_parent, write_atomic};
 use crate::io::{labels, read_dataset, table, tenx};
-use crate::models::codes::{self, Codes};
-use crate::models::{Likelihood, ModelConfig, ModelKind, Network};
-use crate::preprocess::{prepare, Prepared};
+use crate::models::codes;
+use crate::models::{ModelKind, Preset};
+use crate::preprocess::{prepare, PrepOptions, Prepared};
+use crate::study::fit::{fit_network, Fitted};
 use crate::train::checkpoint::{self, CheckpointMeta};
 use crate::train::progress::Progress;
-use crate::train::{self as training, EpochRecord, TrainInputs, TrainOptions};
-use clap::{Args, ValueEnum};
+use crate::train::{self as training, TrainOptions};
+use clap::Args;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-/// Reads and preprocesses the input, telling the user what was done.
-pub fn load_prepared(data: &DataArgs, quiet: bool) -> Result<Prepared> {
-    let opts = data.prep_options()?;
+/// Reads `--data` and prepares it as `opts` say, telling the user what was done.
+pub fn load_prepared(data: &DataArgs, opts: &PrepOptions, quiet: bool) -> Result<Prepared> {
     let raw = read_dataset(&data.data, &data.read_options())?;
-    let prep = prepare(raw, &opts)?;
+    let prep = prepare(raw, opts)?;
     if !quiet {
         eprintln!(
             "read {}: {} cells × {} genes",
@@ -40,56 +38,13 @@ pub fn load_prepared(data: &DataArgs, quiet: bool) -> Result<Prepared> {
     Ok(prep)
 }
 
-/// A trained network and what training measured.
-pub struct Fitted {
-    pub net: Network<f32>,
-    pub records: Vec<EpochRecord>,
-    pub seconds: f64,
-    pub codes: Codes,
-}
-
-/// Trains one network on the prepared data (and, for the NB likelihood, its raw counts) and
-/// writes `model.safetensors`, `loss.csv` and `latent.csv` into `out` (and `heldout.csv`, the
-/// barcodes of the validation cells, with a validation split).
-pub fn fit_and_write(
-    prep: &Prepared,
-    cfg: ModelConfig,
-    topts: &TrainOptions,
-    gamma: bool,
-    out: &Path,
-    quiet: bool,
-) -> Result<Fitted> {
+/// Writes a trained network's files into `out`: `model.safetensors`, `loss.csv`,
+/// `latent.csv`, and with a validation split `heldout.csv` (the barcodes of the held-out
+/// cells).
+pub fn write_fitted(out: &Path, prep: &Prepared, f: &Fitted, topts: &TrainOptions) -> Result<()> {
     let data = &prep.data;
-    if cfg.likelihood == Likelihood::Nb && prep.counts.is_none() {
-        return Err(Error::invalid(
-            "--likelihood nb needs integer counts, but the input holds non-integer values \
-             (already normalized?); give the raw counts or use --likelihood mse",
-        ));
-    }
-    if cfg.dec_weight > 0.0 && cfg.dec_clusters == 0 {
-        return Err(Error::invalid(
-            "--dec needs a number of clusters: --dec-clusters K (run: labels or --k)",
-        ));
-    }
-    let mut net = Network::<f32>::new(cfg.clone(), data.n_genes(), topts.seed)?;
-    let mut progress = Progress::new(cfg.kind.name(), quiet);
-    let started = Instant::now();
-    // DEC's centroids start where k-means puts them on the codes.
-    let init = |codes: &ndarray::Array2<f64>| -> Result<ndarray::Array2<f64>> {
-        let opts = KMeansOptions {
-            n_init: 20,
-            ..KMeansOptions::new(cfg.dec_clusters, topts.seed)
-        };
-        Ok(kmeans(codes, &opts)?.centroids)
-    };
-    let inputs = TrainInputs {
-        counts: prep.counts.as_ref(),
-        init_centroids: Some(&init),
-    };
-    let records = training::train_with(&mut net, &data.matrix, inputs, topts, &mut progress)?;
-    let seconds = started.elapsed().as_secs_f64();
     let meta = CheckpointMeta {
-        config: cfg,
+        config: f.net.config.clone(),
         gene_ids: data.gene_ids.clone(),
         gene_names: data.gene_names.clone(),
         has_gene_ids: data.has_gene_ids,
@@ -99,14 +54,13 @@ pub fn fit_and_write(
         lr: topts.lr,
         scaling: prep.scaling.clone(),
     };
-    checkpoint::save(&out.join("model.safetensors"), &net, &meta)?;
-    training::write_loss_csv(&out.join("loss.csv"), &records)?;
-    let codes = codes::extract(&net, &data.matrix, topts.seed, gamma);
+    checkpoint::save(&out.join("model.safetensors"), &f.net, &meta)?;
+    training::write_loss_csv(&out.join("loss.csv"), &f.records)?;
     table::write(
         &out.join("latent.csv"),
-        &codes.columns,
+        &f.codes.columns,
         &data.barcodes,
-        &codes.values,
+        &f.codes.values,
     )?;
     if topts.val_fraction > 0.0 {
         // Which cells the held-out loss was computed on, so that another tool can be
@@ -120,18 +74,13 @@ pub fn fit_and_write(
             Ok(())
         })?;
     }
-    Ok(Fitted {
-        net,
-        records,
-        seconds,
-        codes,
-    })
+    Ok(())
 }
 
 /// `cellvae preprocess`: the filtered, normalized matrix as a 10x directory, plus `qc.csv`.
 pub fn preprocess(data: &DataArgs, out: &Path) -> Result<()> {
     ensure_dir(out)?;
-    let prep = load_prepared(data, false)?;
+    let prep = load_prepared(data, &data.prep_options(Preset::Paper)?, false)?;
     tenx::write_dir(
         out,
         &prep.data,
@@ -172,8 +121,15 @@ pub fn train(
     let cfg = margs.config(kind)?;
     let topts = margs.train_options()?;
     ensure_dir(out)?;
-    let prep = load_prepared(data, quiet)?;
-    let fitted = fit_and_write(&prep, cfg, &topts, gamma, out, quiet)?;
+    let prep = load_prepared(data, &data.prep_options(margs.preset)?, quiet)?;
+    let fitted = fit_network(
+        &prep,
+        cfg,
+        &topts,
+        gamma,
+        &mut Progress::new(kind.name(), quiet),
+    )?;
+    write_fitted(out, &prep, &fitted, &topts)?;
     if !quiet {
         eprintln!(
             "trained {} in {:.1}s; final reconstruction per entry {:.5}; wrote {}",
@@ -217,8 +173,8 @@ pub fn embed(
             "note: --hvg and --scale are ignored by embed: the checkpoint's genes and scaling are used"
         );
     }
-    (data.hvg, data.scale) = (None, false);
-    let prep = load_prepared(&data, false)?;
+    (data.hvg, data.scale, data.no_scale) = (None, false, true);
+    let prep = load_prepared(&data, &data.prep_options(Preset::Paper)?, false)?;
     let d = &prep.data;
     let mut x = to_gene_order(
         d,
@@ -242,13 +198,6 @@ pub fn embed(
     Ok(())
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum MethodArg {
-    Auto,
-    Exact,
-    BarnesHut,
-}
-
 /// Flags of `cellvae tsne`.
 #[derive(Args, Debug)]
 pub struct TsneArgs {
@@ -263,36 +212,16 @@ pub struct TsneArgs {
     pub perplexity: f64,
     /// Gradient: exact below 5,000 points with auto
     #[arg(long, value_enum, default_value = "auto")]
-    pub method: MethodArg,
+    pub method: Method,
     /// Optimisation iterations
     #[arg(long, default_value_t = 1000)]
     pub iterations: usize,
     /// Seed of the initialisation
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = crate::train::DEFAULT_SEED)]
     pub seed: u64,
     /// Output CSV (barcode,tsne1,tsne2[,tsne3])
     #[arg(long)]
     pub out: PathBuf,
-}
-
-/// t-SNE options from flags.
-pub fn tsne_options(
-    dims: usize,
-    perplexity: f64,
-    method: MethodArg,
-    iterations: usize,
-    seed: u64,
-) -> TsneOptions {
-    let mut o = TsneOptions::new(dims, seed);
-    o.perplexity = perplexity;
-    o.iterations = iterations;
-    o.exploration_iterations = o.exploration_iterations.min(iterations);
-    o.method = match method {
-        MethodArg::Auto => Method::Auto,
-        MethodArg::Exact => Method::Exact,
-        MethodArg::BarnesHut => Method::BarnesHut,
-    };
-    o
 }
 
 /// Column names of a t-SNE table.
@@ -304,13 +233,12 @@ pub fn tsne_columns(dims: usize) -> Vec<String> {
 pub fn tsne(a: &TsneArgs, quiet: bool) -> Result<()> {
     ensure_parent(&a.out)?;
     let t = table::read(&a.input)?;
-    let opts = tsne_options(
-        a.dims as usize,
-        a.perplexity,
-        a.method,
-        a.iterations,
-        a.seed,
-    );
+    let opts = TsneOptions {
+        perplexity: a.perplexity,
+        method: a.method,
+        ..TsneOptions::new(a.dims as usize, a.seed)
+    }
+    .with_iterations(a.iterations);
     let started = std::time::Instant::now();
     let e = run_tsne(&t.values, &opts)?;
     table::write(&a.out, &tsne_columns(opts.dims), &t.barcodes, &e.coords)?;
@@ -343,7 +271,7 @@ pub struct UmapArgs {
     #[arg(long, default_value_t = 0.1)]
     pub min_dist: f64,
     /// Seed of the initial noise and the negative samples
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = crate::train::DEFAULT_SEED)]
     pub seed: u64,
     /// Output CSV (barcode,umap1,umap2[,…])
     #[arg(long)]

@@ -34,7 +34,11 @@ pub struct MarkersArgs {
 pub fn markers(a: &MarkersArgs, quiet: bool) -> Result<()> {
     ensure_parent(&a.out)?;
     let clusters = labels::read(&a.clusters, a.cluster_column.as_deref())?;
-    let prep = load_prepared(&a.data, quiet)?;
+    let prep = load_prepared(
+        &a.data,
+        &a.data.prep_options(crate::models::Preset::Paper)?,
+        quiet,
+    )?;
     let d = &prep.data;
     let by_barcode = clusters.map();
     let mut names: Vec<String> = d

@@ -10,7 +10,8 @@ mod pipeline;
 mod run_outputs;
 mod run_report;
 
-use args::{DataArgs, ModelArg, ModelArgs};
+use crate::models::ModelKind;
+use args::{DataArgs, ModelArgs};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -44,7 +45,7 @@ pub enum Command {
     Train {
         /// Which model
         #[arg(long, value_enum)]
-        model: ModelArg,
+        model: ModelKind,
         #[command(flatten)]
         model_args: ModelArgs,
         #[command(flatten)]
@@ -63,14 +64,14 @@ pub enum Command {
         checkpoint: PathBuf,
         /// Require the checkpoint to be this model
         #[arg(long, value_enum)]
-        model: Option<ModelArg>,
+        model: Option<ModelKind>,
         #[command(flatten)]
         data: DataArgs,
         /// Also write the VSC spike probabilities γ
         #[arg(long)]
         gamma: bool,
         /// Seed for sampled codes (seed-code VAE)
-        #[arg(long, default_value_t = 42)]
+        #[arg(long, default_value_t = crate::train::DEFAULT_SEED)]
         seed: u64,
         /// Output CSV (barcode,z1,…)
         #[arg(long)]
@@ -124,10 +125,7 @@ pub fn run(cli: Cli) -> crate::Result<()> {
         .map_err(|e| crate::Error::invalid(format!("cannot start {} threads: {e}", cli.threads)))?;
     let quiet = cli.quiet;
     pool.install(|| match cli.command {
-        Command::Run(mut a) => {
-            a.data = a.data.with_preset(a.model.preset);
-            pipeline::run(a, quiet)
-        }
+        Command::Run(a) => pipeline::run(a, quiet),
         Command::Preprocess { data, out } => commands::preprocess(&data, &out),
         Command::Train {
             model,
@@ -135,10 +133,7 @@ pub fn run(cli: Cli) -> crate::Result<()> {
             data,
             gamma,
             out,
-        } => {
-            let data = data.with_preset(model_args.preset);
-            commands::train(model.into(), &model_args, &data, gamma, &out, quiet)
-        }
+        } => commands::train(model, &model_args, &data, gamma, &out, quiet),
         Command::Embed {
             checkpoint,
             model,
@@ -146,7 +141,7 @@ pub fn run(cli: Cli) -> crate::Result<()> {
             gamma,
             seed,
             out,
-        } => commands::embed(&checkpoint, model.map(Into::into), &data, gamma, seed, &out),
+        } => commands::embed(&checkpoint, model, &data, gamma, seed, &out),
         Command::Tsne(a) => commands::tsne(&a, quiet),
         Command::Umap(a) => commands::umap(&a, quiet),
         Command::Cluster(a) => cluster::cluster(&a),

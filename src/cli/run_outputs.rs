@@ -1,52 +1,175 @@
-//! The files and scores `cellvae run` adds to the study's: each model's marker genes and dot
-//! plot, the extra label scores, and the run's AnnData file. Used by [`super::pipeline`].
+//! The files of one representation's folder (`write_model`: codes, embeddings, clusters,
+//! marker genes, figures, `metrics.json`) and the run's AnnData file. Used by
+//! [`super::pipeline`]; the numbers come from [`crate::study`].
 
+use super::commands::{tsne_columns, umap_columns, write_clusters, write_fitted};
 use super::markers::write_table;
-use crate::analysis::label_scores::{ami, knn_purity, matched_accuracy, silhouette};
-use crate::analysis::markers::{expression_summary, rank_genes};
-use crate::analysis::metrics::{scores, Scores};
+use super::pipeline::RunArgs;
+use crate::analysis::markers::{expression_summary, GeneTest};
 use crate::error::Result;
 use crate::io::align::CellTypes;
+use crate::io::atomic::ensure_dir;
 use crate::io::h5ad_write::{write_h5ad, AnnData, Column};
+use crate::io::table;
 use crate::io::Dataset;
 use crate::preprocess::Prepared;
+use crate::report::confusion::confusion_figure;
 use crate::report::dotplot::dot_plot;
-use crate::report::summary::MoreScores;
+use crate::report::plots::{self, Clusters};
+use crate::report::summary;
+use crate::study::outcome::ModelOutcome;
+use crate::study::{ModelRun, StudyOptions};
 use std::path::Path;
 
-/// Scores of `clusters` against the labelled cells.
-pub(super) fn score_against(types: &CellTypes, clusters: &[usize]) -> Scores {
-    let (t, p): (Vec<usize>, Vec<usize>) = types
-        .ids
-        .iter()
-        .zip(clusters)
-        .filter_map(|(t, &c)| t.map(|t| (t, c)))
-        .unzip();
-    scores(&t, &p)
+/// What every representation of one seed's run shares.
+pub(super) struct RunContext<'a> {
+    pub(super) args: &'a RunArgs,
+    /// Where this seed's outputs go.
+    pub(super) out: &'a Path,
+    /// The prepared input, with the counts and the scaling.
+    pub(super) prep: &'a Prepared,
+    pub(super) types: Option<&'a CellTypes>,
+    /// Number of clusters, when there are labels or `--k`.
+    pub(super) k: Option<usize>,
+    /// This seed's options.
+    pub(super) opts: &'a StudyOptions,
 }
+
+/// Writes one representation's folder: its codes (and a network's checkpoint and loss
+/// curve), t-SNE and UMAP tables, clusters, marker genes, figures and `metrics.json`.
+pub(super) fn write_model(ctx: &RunContext<'_>, r: &ModelRun, o: &ModelOutcome) -> Result<()> {
+    let d = &ctx.prep.data;
+    let name = r.model.name();
+    let dir = ctx.out.join(name);
+    ensure_dir(&dir)?;
+    match &r.fitted {
+        Some(f) => write_fitted(&dir, ctx.prep, f, &ctx.opts.train)?,
+        None => table::write(
+            &dir.join("latent.csv"),
+            &r.codes.columns,
+            &d.barcodes,
+            &r.codes.values,
+        )?,
+    }
+    let e = &r.evaluation;
+    for (file, coords, dims) in [
+        ("tsne2d.csv", &e.tsne2d.coords, 2),
+        ("tsne3d.csv", &e.tsne3d.coords, 3),
+    ] {
+        table::write(&dir.join(file), &tsne_columns(dims), &d.barcodes, coords)?;
+    }
+    table::write(
+        &dir.join("umap.csv"),
+        &umap_columns(2),
+        &d.barcodes,
+        &e.umap,
+    )?;
+    let clusters = e.clusters.as_ref();
+    if let Some(c) = clusters {
+        write_clusters(
+            &dir.join("clusters.csv"),
+            &d.barcodes,
+            &c.tsne_kmeans.labels,
+        )?;
+        write_clusters(&dir.join("leiden.csv"), &d.barcodes, &c.leiden.labels)?;
+    }
+    if let (Some(c), Some(tests)) = (clusters, &r.markers) {
+        let km = &c.tsne_kmeans;
+        write_markers(&dir, name, d, &km.labels, tests)?;
+        if let Some(t) = ctx.types {
+            confusion_figure(
+                &dir.join("confusion.png"),
+                &format!("{name}: cell types × clusters (k-means on the 2-D t-SNE)"),
+                &km.labels,
+                km.centroids.nrows(),
+                &t.ids,
+                &t.names,
+            )?;
+        }
+    }
+    write_embedding_figures(ctx, r)?;
+    if !o.records.is_empty() {
+        plots::loss_curves(
+            &dir.join("loss.png"),
+            &[(name.to_string(), o.records.clone())],
+        )?;
+    }
+    let run_info = serde_json::json!({
+        "seed": o.seed, "k": ctx.k, "perplexity": ctx.opts.eval.perplexity, "cells": d.n_cells(),
+    });
+    summary::write_metrics_json(&dir.join("metrics.json"), o, run_info)
+}
+
+/// The 2-D t-SNE and the UMAP coloured by label, the study's clusters marked, and the 3-D
+/// t-SNE's projections.
+fn write_embedding_figures(ctx: &RunContext<'_>, r: &ModelRun) -> Result<()> {
+    let name = r.model.name();
+    let dir = ctx.out.join(name);
+    let e = &r.evaluation;
+    let km = e.clusters.as_ref().map(|c| &c.tsne_kmeans);
+    let ct = ctx.types.map(|t| (t.ids.as_slice(), t.names.as_slice()));
+    let slots = km.map(|c| plots::cluster_slots(&c.labels, c.centroids.nrows(), ct));
+    let width = r.codes.values.ncols();
+    plots::embedding_figure(
+        &dir.join("tsne2d.png"),
+        &format!("{name}: t-SNE of the {width}-D codes"),
+        &e.tsne2d.coords,
+        ct,
+        km.zip(slots.as_deref()).map(|(c, slots)| Clusters {
+            labels: &c.labels,
+            centroids: &c.centroids,
+            slots,
+        }),
+    )?;
+    // The same clusters (k-means on the 2-D t-SNE), their centres marked where they fall here.
+    let umap_centres = km.map(|c| centres(&e.umap, &c.labels, c.centroids.nrows()));
+    plots::embedding_figure(
+        &dir.join("umap.png"),
+        &format!("{name}: UMAP of the {width}-D codes (clusters from the t-SNE)"),
+        &e.umap,
+        ct,
+        km.zip(umap_centres.as_ref())
+            .zip(slots.as_deref())
+            .map(|((c, centroids), slots)| Clusters {
+                labels: &c.labels,
+                centroids,
+                slots,
+            }),
+    )?;
+    plots::projections_3d(
+        &dir.join("tsne3d.png"),
+        &format!("{name}: 3-D t-SNE"),
+        &e.tsne3d.coords,
+        ct,
+    )
+}
+
+/// Marker genes written per cluster into `markers.csv`, and drawn per cluster in the dot plot.
+const MARKERS_WRITTEN: usize = 100;
+const MARKERS_DRAWN: usize = 3;
 
 /// Marker genes of the model's clusters: `markers.csv` (the best 100 genes of each cluster)
 /// and `markers_dotplot.png` (the best 3 of each).
-pub(super) fn write_markers(
+fn write_markers(
     dir: &Path,
     name: &str,
     d: &Dataset,
     labels: &[usize],
-    k: usize,
+    tests: &[Vec<GeneTest>],
 ) -> Result<()> {
+    let k = tests.len();
     let groups: Vec<Option<usize>> = labels.iter().map(|&l| Some(l)).collect();
-    let tests = rank_genes(&d.matrix, &groups, k);
     let cluster_names: Vec<String> = (0..k).map(|c| c.to_string()).collect();
     write_table(
         &dir.join("markers.csv"),
         &cluster_names,
-        &tests,
+        tests,
         &d.gene_names,
-        100,
+        MARKERS_WRITTEN,
     )?;
     let mut genes: Vec<usize> = Vec::new();
-    for group in &tests {
-        for t in group.iter().take(3) {
+    for group in tests {
+        for t in group.iter().take(MARKERS_DRAWN) {
             if !genes.contains(&t.gene) {
                 genes.push(t.gene);
             }
@@ -56,7 +179,7 @@ pub(super) fn write_markers(
     let gene_names: Vec<String> = genes.iter().map(|&g| d.gene_names[g].clone()).collect();
     dot_plot(
         &dir.join("markers_dotplot.png"),
-        &format!("{name}: top 3 marker genes of each cluster"),
+        &format!("{name}: top {MARKERS_DRAWN} marker genes of each cluster"),
         &gene_names,
         &cluster_names,
         &mean,
@@ -65,11 +188,7 @@ pub(super) fn write_markers(
 }
 
 /// The mean position of each cluster's points (`k` rows; a cluster with no point stays at 0).
-pub(super) fn centres(
-    coords: &ndarray::Array2<f64>,
-    labels: &[usize],
-    k: usize,
-) -> ndarray::Array2<f64> {
+fn centres(coords: &ndarray::Array2<f64>, labels: &[usize], k: usize) -> ndarray::Array2<f64> {
     let mut sum = ndarray::Array2::<f64>::zeros((k, coords.ncols()));
     let mut count = vec![0usize; k];
     for (row, &l) in coords.rows().into_iter().zip(labels) {
@@ -91,6 +210,24 @@ pub(super) struct Embeddings {
     pub clusters: Option<Vec<usize>>,
     /// Leiden(k) on the codes.
     pub leiden: Option<Vec<usize>>,
+}
+
+impl From<ModelRun> for Embeddings {
+    fn from(r: ModelRun) -> Self {
+        let e = r.evaluation;
+        let (clusters, leiden) = match e.clusters {
+            Some(c) => (Some(c.tsne_kmeans.labels), Some(c.leiden.labels)),
+            None => (None, None),
+        };
+        Embeddings {
+            name: r.model.name().to_string(),
+            codes: r.codes.values,
+            tsne: e.tsne2d.coords,
+            umap: e.umap,
+            clusters,
+            leiden,
+        }
+    }
 }
 
 /// `cellvae.h5ad`: the matrix as trained on, the counts when there were counts, QC metrics
@@ -167,30 +304,4 @@ pub(super) fn write_anndata(
         obsm,
     };
     write_h5ad(&out.join("cellvae.h5ad"), &anndata)
-}
-
-/// AMI and matched accuracy of `clusters`, and the labels' silhouette and kNN purity (k = 15)
-/// in `codes`, over the labelled cells.
-pub(super) fn more_scores(
-    types: &CellTypes,
-    clusters: &[usize],
-    codes: &ndarray::Array2<f64>,
-    latent_kmeans_nmi: f64,
-) -> MoreScores {
-    let labelled: Vec<usize> = (0..types.ids.len())
-        .filter(|&i| types.ids[i].is_some())
-        .collect();
-    let truth: Vec<usize> = labelled
-        .iter()
-        .map(|&i| types.ids[i].expect("kept"))
-        .collect();
-    let pred: Vec<usize> = labelled.iter().map(|&i| clusters[i]).collect();
-    let x = codes.select(ndarray::Axis(0), &labelled);
-    MoreScores {
-        ami: ami(&truth, &pred),
-        accuracy: matched_accuracy(&truth, &pred),
-        latent_kmeans_nmi,
-        silhouette: silhouette(&x, &truth),
-        knn_purity: knn_purity(&x, &truth, 15),
-    }
 }

@@ -2,14 +2,15 @@
 //! `summary.csv`, `report.md` and the console table ([`write_run_outputs`]); over several
 //! seeds, the top-level report ([`write_seeds_report`]).
 
-use super::pipeline::{RunArgs, RunContext, RunModel};
+use super::pipeline::RunArgs;
+use super::run_outputs::RunContext;
 use crate::error::Result;
 use crate::io::align::CellTypes;
-use crate::models::ModelConfig;
 use crate::preprocess::Prepared;
 use crate::report::plots;
 use crate::report::seeds;
-use crate::report::summary::{self, ModelOutcome, ReportContext};
+use crate::report::summary::{self, ReportContext};
+use crate::study::outcome::ModelOutcome;
 use crate::train::EpochRecord;
 use std::time::Instant;
 
@@ -17,7 +18,6 @@ use std::time::Instant;
 /// `summary.csv`, `report.md`, and the score table on stdout.
 pub(super) fn write_run_outputs(
     ctx: &RunContext<'_>,
-    plan: &[(RunModel, Option<ModelConfig>)],
     prep: &Prepared,
     outcomes: &[ModelOutcome],
     started: Instant,
@@ -27,6 +27,7 @@ pub(super) fn write_run_outputs(
         .iter()
         .filter_map(|o| {
             o.scores.map(|s| {
+                let s = s.tsne_kmeans;
                 (
                     o.name.clone(),
                     [s.nmi_geometric, s.ari, s.homogeneity, s.completeness],
@@ -47,12 +48,15 @@ pub(super) fn write_run_outputs(
     }
     summary::write_summary_csv(&ctx.out.join("summary.csv"), outcomes)?;
     let command = command_line();
+    let opts = ctx.opts;
     let cfg_json = serde_json::Value::Object(
-        plan.iter()
-            .filter_map(|(m, c)| c.as_ref().map(|c| (m.name().to_string(), c.to_json())))
+        opts.models
+            .iter()
+            .filter_map(|m| m.kind())
+            .map(|kind| (kind.name().to_string(), opts.network(kind).to_json()))
             .collect(),
     );
-    let d = ctx.data;
+    let d = &prep.data;
     let report = ReportContext {
         command: &command,
         data: &a.data.data.display().to_string(),
@@ -60,9 +64,9 @@ pub(super) fn write_run_outputs(
         genes: d.n_genes(),
         labelled: ctx.types.map_or(0, CellTypes::labelled),
         k: ctx.k,
-        preset: a.model.preset_name(),
-        epochs: ctx.topts.epochs,
-        seed: ctx.topts.seed,
+        preset: opts.preset.name(),
+        epochs: opts.train.epochs,
+        seed: opts.train.seed,
         threads: rayon::current_num_threads(),
         notes: &prep.notes,
         configs: cfg_json,

@@ -2,8 +2,9 @@
 //! AE `z`; β-VAE `μ` (`paper`) or one sample `μ + ε e^{ℓ/2}` (`seed-code`, as the study
 //! did); β-VSC `μ`, the slab mean, optionally followed by the spike probabilities `γ`.
 
-use super::config::{ModelKind, Preset};
+use super::config::ModelKind;
 use super::network::Network;
+use super::preset::Preset;
 use crate::csr::Csr;
 use crate::engine::reparam::Reparam;
 use crate::engine::rng::{stream, Stream};

@@ -1,32 +1,20 @@
-//! Model configurations and the two presets of MODEL-SPEC section 2.
-//!
-//! | | `paper` (default: the write-up) | `seed-code` (the study's code) |
-//! |---|---|---|
-//! | AE encoder | d→128 (none)→32→16→6 **ReLU** | d→128 (none)→32→16→6 (none) |
-//! | VAE/VSC trunk | d→128 (none)→32 | d→800 (none; **ReLU for VSC**)→400 |
-//! | heads | own 16-unit ReLU branch each, →6 | →6 straight from the trunk |
-//! | decoder | 6→16→32→128→d | AE 6→16→32→128→d; VAE/VSC 6→80→400→800→d |
-//! | reduction | per-cell sum, batch mean | sum over the batch |
-//! | β | VAE 2, VSC 2 | VAE 2, VSC 1 |
-//! | batch | 256 | 240 |
-//!
-//! A third preset, `scrna`, is not the study's: the configuration that goes beyond it
-//! (SCIENCE-SPEC; the README's "Beyond the study"): one ReLU hidden layer of 128 each way
-//! with BatchNorm and dropout 0.1, no head branches, latent 6, β = 2, batch 128, per-cell
-//! mean; the CLI adds its input (2,000 HVGs, flavor `seurat`, scaled), its validation split
-//! and its KL warm-up.
+//! The configuration of a network and its loss ([`ModelConfig`]), the kind of network
+//! ([`ModelKind`]) and the reconstruction likelihood ([`Likelihood`]). The values each preset
+//! gives them are in [`super::preset`].
 
+use super::preset::Preset;
 use crate::engine::{Activation, Reduction};
 use crate::error::{Error, Result};
 
 /// Which network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum ModelKind {
-    /// Deep autoencoder.
+    /// Deep autoencoder
     Ae,
-    /// β-VAE.
+    /// β-VAE
     Vae,
-    /// β-VSC (spike-and-slab latent).
+    /// β-VSC (spike-and-slab latent)
     Vsc,
 }
 
@@ -62,11 +50,12 @@ impl ModelKind {
 
 /// The reconstruction term of the loss.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Likelihood {
-    /// Squared error on the input values (the study's).
+    /// Squared error on the input values (the study's)
     Mse,
-    /// Negative-binomial likelihood of the raw counts of the kept genes, scVI's decoder
-    /// ([`crate::engine::nb`]): adds one parameter per gene, its log inverse dispersion.
+    /// Negative binomial on the raw counts of the kept genes (scVI's decoder, `engine::nb`),
+    /// with one log inverse dispersion per gene
     Nb,
 }
 
@@ -83,43 +72,6 @@ impl Likelihood {
             "mse" => Some(Likelihood::Mse),
             "nb" => Some(Likelihood::Nb),
             _ => None,
-        }
-    }
-}
-
-/// The architecture presets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Preset {
-    Paper,
-    SeedCode,
-    /// Beyond the study: the single-cell configuration (see the module doc).
-    Scrna,
-}
-
-impl Preset {
-    pub fn name(self) -> &'static str {
-        match self {
-            Preset::Paper => "paper",
-            Preset::SeedCode => "seed-code",
-            Preset::Scrna => "scrna",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "paper" => Some(Preset::Paper),
-            "seed-code" => Some(Preset::SeedCode),
-            "scrna" => Some(Preset::Scrna),
-            _ => None,
-        }
-    }
-
-    /// Minibatch size of the preset.
-    pub fn batch_size(self) -> usize {
-        match self {
-            Preset::Paper => 256,
-            Preset::SeedCode => 240,
-            Preset::Scrna => 128,
         }
     }
 }
@@ -162,83 +114,6 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
-    /// The preset's configuration of `kind`.
-    pub fn preset(kind: ModelKind, preset: Preset) -> Self {
-        if preset == Preset::Scrna {
-            return Self::scrna(kind);
-        }
-        let paper = preset == Preset::Paper;
-        let wide = !paper && kind != ModelKind::Ae;
-        ModelConfig {
-            kind,
-            preset,
-            latent: 6,
-            trunk: match (kind, wide) {
-                (ModelKind::Ae, _) => vec![128, 32, 16],
-                (_, false) => vec![128, 32],
-                (_, true) => vec![800, 400],
-            },
-            head_hidden: if paper && kind != ModelKind::Ae {
-                16
-            } else {
-                0
-            },
-            decoder: if wide {
-                vec![80, 400, 800]
-            } else {
-                vec![16, 32, 128]
-            },
-            first_activation: if !paper && kind == ModelKind::Vsc {
-                Activation::Relu
-            } else {
-                Activation::Identity
-            },
-            code_activation: if paper {
-                Activation::Relu
-            } else {
-                Activation::Identity
-            },
-            reduction: if paper {
-                Reduction::Mean
-            } else {
-                Reduction::Sum
-            },
-            beta: match (kind, paper) {
-                (ModelKind::Ae, _) => 0.0,
-                (ModelKind::Vsc, false) => 1.0,
-                _ => 2.0,
-            },
-            vsc_c: 50.0,
-            vsc_alpha: 0.5,
-            vsc_c_schedule: false,
-            likelihood: Likelihood::Mse,
-            dec_clusters: 0,
-            dec_weight: 0.0,
-            batchnorm: false,
-            dropout: 0.0,
-        }
-    }
-
-    /// The `scrna` preset's configuration of `kind`: latent width, β, BatchNorm and dropout
-    /// chosen by held-out loss on the validation cells (`benches/scrna_selection.py`; README).
-    fn scrna(kind: ModelKind) -> Self {
-        // The study's values (VSC's c and α, MSE, no DEC) except where this says otherwise.
-        ModelConfig {
-            preset: Preset::Scrna,
-            latent: 6,
-            trunk: vec![128],
-            head_hidden: 0,
-            decoder: vec![128],
-            first_activation: Activation::Relu,
-            code_activation: Activation::Identity,
-            reduction: Reduction::Mean,
-            beta: if kind == ModelKind::Ae { 0.0 } else { 2.0 },
-            batchnorm: true,
-            dropout: 0.1,
-            ..Self::preset(kind, Preset::Paper)
-        }
-    }
-
     /// Rejects configurations that cannot be built.
     pub fn validate(&self) -> Result<()> {
         if self.latent == 0 {

@@ -8,9 +8,11 @@ mod network_dec;
 mod network_nb;
 mod network_norm;
 pub mod params;
+pub mod preset;
 pub mod workspace;
 
-pub use config::{Likelihood, ModelConfig, ModelKind, Preset};
+pub use config::{Likelihood, ModelConfig, ModelKind};
 pub use latent::Noise;
 pub use network::{Losses, Network};
+pub use preset::Preset;
 pub use workspace::Workspace;

@@ -15,16 +15,9 @@ use rayon::prelude::*;
 /// Indices of the `n_top` most variable genes, in ascending gene order.
 pub fn highly_variable(counts: &Csr<f32>, n_top: usize) -> Vec<usize> {
     let (n, d) = (counts.n_rows as f64, counts.n_cols);
-    let mut sum = vec![0.0f64; d];
-    let mut sum_sq = vec![0.0f64; d];
-    for (&g, &v) in counts.indices.iter().zip(&counts.data) {
-        sum[g as usize] += v as f64;
-        sum_sq[g as usize] += (v as f64) * (v as f64);
-    }
-    let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
-    let var: Vec<f64> = (0..d)
-        .map(|g| ((sum_sq[g] - n * mean[g] * mean[g]) / (n - 1.0)).max(0.0))
-        .collect();
+    let moments = counts.column_moments(|v| v as f64);
+    let mean: Vec<f64> = (0..d).map(|g| moments.mean(g)).collect();
+    let var: Vec<f64> = (0..d).map(|g| moments.variance(g)).collect();
     let varying: Vec<usize> = (0..d).filter(|&g| var[g] > 0.0).collect();
     let x: Vec<f64> = varying.iter().map(|&g| mean[g].log10()).collect();
     let y: Vec<f64> = varying.iter().map(|&g| var[g].log10()).collect();

@@ -29,19 +29,12 @@ pub fn highly_variable_seurat(lognorm: &Csr<f32>, n_top: usize) -> Vec<usize> {
 
 /// The normalized dispersion `z` of every gene (NaN where the dispersion is undefined).
 pub fn normalized_dispersions(lognorm: &Csr<f32>) -> Vec<f64> {
-    let (n, d) = (lognorm.n_rows as f64, lognorm.n_cols);
-    let mut sum = vec![0.0f64; d];
-    let mut sum_sq = vec![0.0f64; d];
-    for (&g, &v) in lognorm.indices.iter().zip(&lognorm.data) {
-        let e = (v as f64).exp_m1();
-        sum[g as usize] += e;
-        sum_sq[g as usize] += e * e;
-    }
+    let d = lognorm.n_cols;
+    let moments = lognorm.column_moments(|v| (v as f64).exp_m1());
     let mut dispersion = vec![f64::NAN; d];
     let mut log_mean = vec![0.0f64; d];
     for g in 0..d {
-        let m = sum[g] / n;
-        let v = ((sum_sq[g] - n * m * m) / (n - 1.0)).max(0.0);
+        let (m, v) = (moments.mean(g), moments.variance(g));
         let m = if m == 0.0 { 1e-12 } else { m };
         if v > 0.0 {
             dispersion[g] = (v / m).ln();

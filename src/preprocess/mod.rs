@@ -13,12 +13,13 @@ use crate::io::Dataset;
 pub use qc::{CellMetrics, QcThresholds};
 pub use scale::Scaling;
 
-/// How highly variable genes are ranked.
+/// How highly variable genes are ranked ([`hvg`], [`hvg_seurat`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum HvgFlavor {
-    /// Seurat's `vst` on raw counts ([`hvg`]).
+    /// Seurat's vst on raw counts (scanpy's seurat_v3)
     Vst,
-    /// scanpy's `seurat`: binned dispersions of the log-normalized data ([`hvg_seurat`]).
+    /// scanpy's seurat: dispersions of the normalized data, z-scored within 20 mean bins
     Seurat,
 }
 
@@ -33,6 +34,7 @@ impl HvgFlavor {
 
 /// Whether to run Seurat QC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum QcMode {
     Seurat,
     None,
@@ -40,15 +42,17 @@ pub enum QcMode {
 
 /// Whether to LogNormalize.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Normalize {
-    /// LogNormalize integer counts; take non-integer input as already normalized.
+    /// LogNormalize integer counts; take non-integer input as already normalized
     Auto,
+    #[cfg_attr(feature = "cli", value(name = "lognorm"))]
     LogNorm,
     None,
 }
 
 /// Everything preprocessing needs to know.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PrepOptions {
     pub qc: QcMode,
     pub thresholds: QcThresholds,

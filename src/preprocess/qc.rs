@@ -9,7 +9,7 @@
 use crate::csr::Csr;
 
 /// The QC thresholds.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct QcThresholds {
     /// Cells need more than this many detected genes (and at least this many to be created).
     pub min_genes: usize,

@@ -7,7 +7,7 @@
 //! Centring makes almost every entry nonzero: the scaled matrix is stored as a [`Csr`] with
 //! every entry present (dense rows), which the sparse first layer reads like any other.
 
-use crate::csr::Csr;
+use crate::csr::{ColumnMoments, Csr};
 
 /// The clip of `sc.pp.scale(max_value=10)` and of Seurat's `ScaleData`.
 pub const CLIP: f32 = 10.0;
@@ -25,30 +25,20 @@ pub struct Scaling {
 impl Scaling {
     /// Fits means and sds (n − 1) to the columns of `x`, in f64.
     pub fn fit(x: &Csr<f32>) -> Self {
-        let (n, d) = (x.n_rows as f64, x.n_cols);
-        let mut sum = vec![0.0f64; d];
-        let mut sum_sq = vec![0.0f64; d];
-        for (&g, &v) in x.indices.iter().zip(&x.data) {
-            sum[g as usize] += v as f64;
-            sum_sq[g as usize] += (v as f64) * (v as f64);
-        }
-        let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
+        Self::from_moments(&x.column_moments(|v| v as f64))
+    }
+
+    /// The z-score of columns with these moments (a gene of variance 0 is divided by 1).
+    pub fn from_moments(m: &ColumnMoments) -> Self {
+        let d = m.sum.len();
         let sd = (0..d)
-            .map(|g| {
-                let var = if n > 1.0 {
-                    ((sum_sq[g] - n * mean[g] * mean[g]) / (n - 1.0)).max(0.0)
-                } else {
-                    0.0
-                };
-                if var > 0.0 {
-                    var.sqrt() as f32
-                } else {
-                    1.0
-                }
+            .map(|g| match m.variance(g) {
+                var if var > 0.0 => var.sqrt() as f32,
+                _ => 1.0,
             })
             .collect();
         Scaling {
-            mean: mean.iter().map(|&m| m as f32).collect(),
+            mean: (0..d).map(|g| m.mean(g) as f32).collect(),
             sd,
             clip: CLIP,
         }

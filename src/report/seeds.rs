@@ -2,9 +2,10 @@
 //! (n − 1) of every numeric column of `summary.csv` per model, and the mean ± sd table of
 //! the top-level `report.md`.
 
-use super::summary::{summary_row, ModelOutcome, SUMMARY_COLUMNS};
+use super::summary::{summary_row, SUMMARY_COLUMNS};
 use crate::error::Result;
 use crate::io::atomic::write_atomic;
+use crate::study::outcome::ModelOutcome;
 use std::fmt::Write as _;
 use std::path::Path;
 

@@ -4,71 +4,10 @@
 use crate::analysis::metrics::Scores;
 use crate::error::Result;
 use crate::io::atomic::write_atomic;
-use crate::train::EpochRecord;
+use crate::study::outcome::ModelOutcome;
 use serde_json::json;
 use std::fmt::Write as _;
 use std::path::Path;
-
-/// Everything the report says about one model (or the PCA baseline).
-#[derive(Clone, Debug)]
-pub struct ModelOutcome {
-    /// `ae`, `vae`, `vsc` or `pca`.
-    pub name: String,
-    /// k-means on the 2-D t-SNE, against the labels (the study's protocol).
-    pub scores: Option<Scores>,
-    /// k-means directly on the latent codes, against the labels.
-    pub latent_scores: Option<Scores>,
-    /// Training seconds (PCA: the seconds to compute it).
-    pub train_seconds: f64,
-    /// Per-epoch training records (empty for PCA).
-    pub records: Vec<EpochRecord>,
-    pub n_params: Option<usize>,
-    /// Final KL divergences of the 2-D and 3-D t-SNE.
-    pub tsne_kl: (f64, f64),
-    pub tsne_seconds: f64,
-    /// Wall seconds of the 2-D UMAP.
-    pub umap_seconds: f64,
-    /// The scores beyond the study's ([`crate::analysis::label_scores`]), when labelled.
-    pub more: Option<MoreScores>,
-    /// Leiden on the codes' kNN graph with the resolution bisected to k clusters.
-    pub leiden: Option<LeidenOutcome>,
-    /// Latent dimensions whose code varies across cells (variance > 0.01).
-    pub active_units: usize,
-    /// The training seed of this row.
-    pub seed: u64,
-}
-
-/// The third protocol: Leiden(k) on the codes.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct LeidenOutcome {
-    /// Against the labels, when there are labels.
-    pub scores: Option<Scores>,
-    pub resolution: f64,
-    /// Clusters found (k, unless no resolution gave k).
-    pub clusters: usize,
-}
-
-/// AMI and matched accuracy of the study's clusters (k-means on the 2-D t-SNE), NMI of
-/// k-means on the codes, and how the labels sit in the codes (silhouette, kNN purity, k = 15).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct MoreScores {
-    pub ami: f64,
-    pub accuracy: f64,
-    pub latent_kmeans_nmi: f64,
-    pub silhouette: f64,
-    pub knn_purity: f64,
-}
-
-impl ModelOutcome {
-    pub fn final_recon_per_entry(&self) -> Option<f64> {
-        self.records.last().map(|r| r.recon_per_entry)
-    }
-
-    /// The held-out loss after the last epoch (with a validation split).
-    pub fn val_loss(&self) -> Option<f64> {
-        self.records.last().and_then(|r| r.val_loss)
-    }
-}
 
 /// The study's published scores (NMI geometric, ARI, homogeneity, completeness), and the
 /// spec's PCA-6 baseline under the same recipe (MODEL-SPEC section 7).
@@ -114,18 +53,19 @@ pub const SUMMARY_COLUMNS: &[&str] = &[
 /// The cells of one `summary.csv` row, in [`SUMMARY_COLUMNS`] order.
 pub fn summary_row(o: &ModelOutcome) -> Vec<String> {
     let [nmi_g, nmi_a, ari, hom, com, latent_ari] = score_values(o).map(opt);
-    let more = o.more.map_or([None; 5], |m| {
+    let more = o.scores.map_or([None; 5], |s| {
+        let l = s.labels;
         [
-            m.ami,
-            m.accuracy,
-            m.latent_kmeans_nmi,
-            m.silhouette,
-            m.knn_purity,
+            l.ami,
+            l.accuracy,
+            s.codes_kmeans.nmi_geometric,
+            l.silhouette,
+            l.knn_purity,
         ]
         .map(Some)
     });
     let [ami, acc, lnmi, sil, purity] = more.map(opt);
-    let leiden_scores = o.leiden.and_then(|l| l.scores);
+    let leiden_scores = o.scores.map(|s| s.leiden);
     vec![
         o.name.clone(),
         nmi_g,
@@ -161,7 +101,7 @@ pub fn write_summary_csv(path: &Path, outcomes: &[ModelOutcome]) -> Result<()> {
     })
 }
 
-fn scores_json(s: &Option<Scores>) -> serde_json::Value {
+fn scores_json(s: Option<Scores>) -> serde_json::Value {
     match s {
         Some(s) => json!({
             "n": s.n, "nmi_geometric": s.nmi_geometric, "nmi_arithmetic": s.nmi_arithmetic,
@@ -173,22 +113,25 @@ fn scores_json(s: &Option<Scores>) -> serde_json::Value {
 
 /// `metrics.json` of one model.
 pub fn write_metrics_json(path: &Path, o: &ModelOutcome, extra: serde_json::Value) -> Result<()> {
+    let scores = o.scores;
     let v = json!({
         "model": o.name,
-        "tsne2d_kmeans": scores_json(&o.scores),
-        "latent_kmeans": scores_json(&o.latent_scores),
+        "tsne2d_kmeans": scores_json(scores.map(|s| s.tsne_kmeans)),
+        "latent_kmeans": scores_json(scores.map(|s| s.codes_kmeans)),
         "train_seconds": o.train_seconds,
         "final_recon_per_entry": o.final_recon_per_entry(),
         "n_params": o.n_params,
         "tsne_kl_divergence": {"2d": o.tsne_kl.0, "3d": o.tsne_kl.1},
         "tsne_seconds": o.tsne_seconds,
         "umap_seconds": o.umap_seconds,
-        "more_scores": o.more.map(|m| json!({
-            "ami": m.ami, "accuracy": m.accuracy, "latent_kmeans_nmi": m.latent_kmeans_nmi,
-            "silhouette": m.silhouette, "knn_purity": m.knn_purity,
+        "more_scores": scores.map(|s| json!({
+            "ami": s.labels.ami, "accuracy": s.labels.accuracy,
+            "latent_kmeans_nmi": s.codes_kmeans.nmi_geometric,
+            "silhouette": s.labels.silhouette, "knn_purity": s.labels.knn_purity,
         })),
         "leiden": o.leiden.map(|l| json!({
-            "scores": scores_json(&l.scores), "resolution": l.resolution, "clusters": l.clusters,
+            "scores": scores_json(scores.map(|s| s.leiden)), "resolution": l.resolution,
+            "clusters": l.clusters,
         })),
         "val_loss": o.val_loss(),
         "active_units": o.active_units,
@@ -202,14 +145,14 @@ pub fn write_metrics_json(path: &Path, o: &ModelOutcome, extra: serde_json::Valu
 /// The six score columns of every table, `summary.csv` included: NMI (geometric), NMI
 /// (arithmetic), ARI, homogeneity, completeness, and the ARI of k-means on the codes.
 fn score_values(o: &ModelOutcome) -> [Option<f64>; 6] {
-    let s = o.scores;
+    let s = o.scores.map(|s| s.tsne_kmeans);
     [
         s.map(|s| s.nmi_geometric),
         s.map(|s| s.nmi_arithmetic),
         s.map(|s| s.ari),
         s.map(|s| s.homogeneity),
         s.map(|s| s.completeness),
-        o.latent_scores.map(|s| s.ari),
+        o.scores.map(|s| s.codes_kmeans.ari),
     ]
 }
 
@@ -223,14 +166,14 @@ fn score_cells(o: &ModelOutcome, missing: &str) -> [String; 6] {
 /// protocol has no score): the study's (k-means on the 2-D t-SNE), k-means on the codes,
 /// Leiden(k) on the codes' kNN graph.
 fn protocol_cells(o: &ModelOutcome, missing: &str) -> [String; 6] {
-    let leiden = o.leiden.and_then(|l| l.scores);
+    let s = o.scores;
     [
-        o.scores.map(|s| s.nmi_geometric),
-        o.scores.map(|s| s.ari),
-        o.latent_scores.map(|s| s.nmi_geometric),
-        o.latent_scores.map(|s| s.ari),
-        leiden.map(|s| s.nmi_geometric),
-        leiden.map(|s| s.ari),
+        s.map(|s| s.tsne_kmeans.nmi_geometric),
+        s.map(|s| s.tsne_kmeans.ari),
+        s.map(|s| s.codes_kmeans.nmi_geometric),
+        s.map(|s| s.codes_kmeans.ari),
+        s.map(|s| s.leiden.nmi_geometric),
+        s.map(|s| s.leiden.ari),
     ]
     .map(|v| v.map_or(missing.to_string(), |v| format!("{v:.3}")))
 }

@@ -12,11 +12,14 @@ use crate::engine::adam::Adam;
 use crate::engine::output_mse;
 use crate::engine::rng::{stream, Stream};
 use crate::error::{Error, Result};
-use crate::models::{Likelihood, Network, Noise};
+use crate::models::{Likelihood, Network, Noise, Preset};
 use dec_phase::{CentroidInit, DecPhase, Refresh};
 use progress::Progress;
 use rand::seq::SliceRandom;
 use std::time::Instant;
+
+/// The seed of every random stream unless one is given.
+pub const DEFAULT_SEED: u64 = 42;
 
 /// How to train.
 #[derive(Clone, Debug, PartialEq)]
@@ -42,23 +45,28 @@ pub struct TrainOptions {
 }
 
 impl Default for TrainOptions {
-    /// The `paper` preset's batch, 200 epochs, learning rate 1e-3, seed 42, no warm-up and no
-    /// validation split.
+    /// The `paper` preset's ([`TrainOptions::preset`]).
     fn default() -> Self {
-        TrainOptions {
-            batch_size: 256,
-            epochs: 200,
-            lr: 1e-3,
-            seed: 42,
-            unfused_output: false,
-            kl_warmup: 0,
-            val_fraction: 0.0,
-            dec_epochs: 0,
-        }
+        TrainOptions::preset(Preset::Paper)
     }
 }
 
 impl TrainOptions {
+    /// The preset's training values ([`crate::models::preset`]), seed 42, the fused output.
+    pub fn preset(preset: Preset) -> Self {
+        let t = preset.training();
+        TrainOptions {
+            batch_size: t.batch_size,
+            epochs: t.epochs,
+            lr: t.lr,
+            seed: DEFAULT_SEED,
+            unfused_output: false,
+            kl_warmup: t.kl_warmup,
+            val_fraction: t.val_fraction,
+            dec_epochs: 0,
+        }
+    }
+
     /// The KL weight of epoch `epoch` (1-based) for a model of weight `beta`.
     pub fn kl_weight(&self, beta: f64, epoch: usize) -> f64 {
         if self.kl_warmup == 0 {

@@ -15,6 +15,7 @@ pub mod exact;
 #[cfg(target_arch = "x86_64")]
 mod exact_avx512;
 
+use crate::analysis::neighbors::Neighbors;
 use crate::engine::rng::{stream, Stream};
 use crate::error::{Error, Result};
 use ndarray::Array2;
@@ -23,6 +24,7 @@ use rand_distr::StandardNormal;
 
 /// Which gradient.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Method {
     Auto,
     Exact,
@@ -61,6 +63,32 @@ impl TsneOptions {
             seed,
         }
     }
+
+    /// The gradient used on `n` points: `Auto` is exact below [`AUTO_EXACT_BELOW`].
+    pub fn method_for(&self, n: usize) -> Method {
+        match self.method {
+            Method::Auto if n < AUTO_EXACT_BELOW => Method::Exact,
+            Method::Auto => Method::BarnesHut,
+            m => m,
+        }
+    }
+
+    /// The neighbours per point its affinities read on `n` points (0: the exact gradient
+    /// reads all pairs).
+    pub fn neighbours_for(&self, n: usize) -> usize {
+        match self.method_for(n) {
+            Method::Exact => 0,
+            _ => affinities::sparse_neighbours(self.perplexity).min(n.saturating_sub(1)),
+        }
+    }
+
+    /// The same settings with `iterations` in all, the exploration phase (early
+    /// exaggeration) cut to fit within them.
+    pub fn with_iterations(mut self, iterations: usize) -> Self {
+        self.iterations = iterations;
+        self.exploration_iterations = self.exploration_iterations.min(iterations);
+        self
+    }
 }
 
 /// An embedding and its final KL divergence.
@@ -73,6 +101,16 @@ pub struct Embedding {
 
 /// Embeds the rows of `x`.
 pub fn tsne(x: &Array2<f64>, opts: &TsneOptions) -> Result<Embedding> {
+    tsne_on(x, None, opts)
+}
+
+/// Embeds the rows of `x`, the Barnes–Hut affinities read from `neighbors` (the graph of
+/// `x`) when it holds enough neighbours, from a graph built here otherwise.
+pub fn tsne_on(
+    x: &Array2<f64>,
+    neighbors: Option<&Neighbors>,
+    opts: &TsneOptions,
+) -> Result<Embedding> {
     let n = x.nrows();
     if !(opts.dims == 2 || opts.dims == 3) {
         return Err(Error::invalid("t-SNE --dims must be 2 or 3"));
@@ -91,14 +129,25 @@ pub fn tsne(x: &Array2<f64>, opts: &TsneOptions) -> Result<Embedding> {
     if x.iter().any(|v| !v.is_finite()) {
         return Err(Error::invalid("t-SNE input holds non-finite values"));
     }
-    let method = match opts.method {
-        Method::Auto if n < AUTO_EXACT_BELOW => Method::Exact,
-        Method::Auto => Method::BarnesHut,
-        m => m,
+    let method = opts.method_for(n);
+    let p = match method {
+        Method::Exact => Affinities::Dense(affinities::dense(x, opts.perplexity)),
+        _ => {
+            let k = opts.neighbours_for(n);
+            let own;
+            let nb = match neighbors.filter(|nb| nb.k() >= k && nb.n() == n) {
+                Some(nb) => nb,
+                None => {
+                    own = Neighbors::exact(x, k);
+                    &own
+                }
+            };
+            Affinities::Sparse(affinities::sparse(nb, opts.perplexity))
+        }
     };
     Ok(match opts.dims {
-        2 => optimise::<2>(x, opts, method),
-        _ => optimise::<3>(x, opts, method),
+        2 => optimise::<2>(&p, n, opts, method),
+        _ => optimise::<3>(&p, n, opts, method),
     })
 }
 
@@ -107,12 +156,12 @@ enum Affinities {
     Sparse(affinities::SparseP),
 }
 
-fn optimise<const D: usize>(x: &Array2<f64>, opts: &TsneOptions, method: Method) -> Embedding {
-    let n = x.nrows();
-    let p = match method {
-        Method::Exact => Affinities::Dense(affinities::dense(x, opts.perplexity)),
-        _ => Affinities::Sparse(affinities::sparse(x, opts.perplexity)),
-    };
+fn optimise<const D: usize>(
+    p: &Affinities,
+    n: usize,
+    opts: &TsneOptions,
+    method: Method,
+) -> Embedding {
     let nu = (D as f32 - 1.0).max(1.0);
     let mut rng = stream(opts.seed, Stream::Tsne);
     let mut params: Vec<f64> = (0..n * D)
@@ -135,7 +184,7 @@ fn optimise<const D: usize>(x: &Array2<f64>, opts: &TsneOptions, method: Method)
                 y[d][i] = params[i * D + d] as f32;
             }
         }
-        z = match &p {
+        z = match p {
             Affinities::Dense(p) => exact::gradient::<D>(p, &y, nu, exaggeration as f32, &mut grad),
             Affinities::Sparse(p) => {
                 barnes_hut::gradient::<D>(p, &y, nu, exaggeration as f32, opts.theta, &mut grad)
@@ -158,7 +207,7 @@ fn optimise<const D: usize>(x: &Array2<f64>, opts: &TsneOptions, method: Method)
             y[d][i] = params[i * D + d] as f32;
         }
     }
-    let kl_divergence = match &p {
+    let kl_divergence = match p {
         Affinities::Dense(p) => exact::kl_divergence::<D>(p, &y, nu, z),
         Affinities::Sparse(p) => barnes_hut::kl_divergence::<D>(p, &y, nu, z),
     };

@@ -1,0 +1,280 @@
+//! The k-nearest-neighbour graph of a representation, built once and read by every stage
+//! that needs neighbours: t-SNE's sparse affinities, UMAP's and Leiden's fuzzy graph
+//! ([`crate::analysis::umap::fuzzy_graph`]) and the labels' kNN purity.
+//!
+//! Each point's `k` nearest *other* points, nearest first, ties broken by the lower index,
+//! with their squared Euclidean distances. Because the order is total, the first `k' < k`
+//! neighbours of a graph built with `k` are exactly those a search for `k'` finds, so one
+//! graph serves every consumer ([`Neighbors::nearest`]).
+//!
+//! [`Neighbors::exact`] searches a k-d tree: O(n log n) for the low-dimensional codes, and
+//! exactly the brute-force answer (a test checks it, duplicates included). Queries run in
+//! parallel; each point's answer depends on the data alone, so the graph is the same at any
+//! thread count.
+
+use ndarray::Array2;
+use rayon::prelude::*;
+
+/// Squared Euclidean distance between rows `i` and `j`.
+#[inline]
+pub fn sq_dist(x: &Array2<f64>, i: usize, j: usize) -> f64 {
+    x.row(i)
+        .iter()
+        .zip(x.row(j).iter())
+        .map(|(a, b)| (a - b) * (a - b))
+        .sum()
+}
+
+/// The `k` nearest other points of each of `n` points, flat: point `i`'s are at
+/// `i·k .. (i+1)·k`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Neighbors {
+    k: usize,
+    indices: Vec<u32>,
+    sq_dists: Vec<f64>,
+}
+
+impl Neighbors {
+    /// The exact graph of the rows of `x` (`k` is capped at `n − 1`).
+    pub fn exact(x: &Array2<f64>, k: usize) -> Self {
+        let k = k.min(x.nrows().saturating_sub(1));
+        let tree = KdTree::build(x);
+        let rows: Vec<Vec<(f64, u32)>> = (0..x.nrows())
+            .into_par_iter()
+            .map(|i| tree.nearest(x, i, k))
+            .collect();
+        let mut nb = Neighbors {
+            k,
+            indices: Vec::with_capacity(x.nrows() * k),
+            sq_dists: Vec::with_capacity(x.nrows() * k),
+        };
+        for row in rows {
+            for (d, j) in row {
+                nb.sq_dists.push(d);
+                nb.indices.push(j);
+            }
+        }
+        nb
+    }
+
+    /// Neighbours per point.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Number of points.
+    pub fn n(&self) -> usize {
+        self.indices.len().checked_div(self.k).unwrap_or(0)
+    }
+
+    /// The first `k` neighbours of point `i` and their squared distances, nearest first.
+    ///
+    /// # Panics
+    /// When `k` exceeds the graph's own.
+    pub fn nearest(&self, i: usize, k: usize) -> (&[u32], &[f64]) {
+        assert!(k <= self.k, "{k} neighbours asked of a graph of {}", self.k);
+        let start = i * self.k;
+        (
+            &self.indices[start..start + k],
+            &self.sq_dists[start..start + k],
+        )
+    }
+}
+
+/// Points per leaf of the k-d tree.
+const LEAF: usize = 16;
+
+/// A k-d tree over the rows of a matrix: each internal node splits its points at the median
+/// of their widest coordinate.
+struct KdTree {
+    /// Point indices, grouped by node.
+    order: Vec<u32>,
+    nodes: Vec<KdNode>,
+}
+
+enum KdNode {
+    Leaf {
+        start: usize,
+        end: usize,
+    },
+    Split {
+        dim: usize,
+        value: f64,
+        left: usize,
+        right: usize,
+    },
+}
+
+impl KdTree {
+    fn build(x: &Array2<f64>) -> Self {
+        let mut tree = KdTree {
+            order: (0..x.nrows() as u32).collect(),
+            nodes: Vec::new(),
+        };
+        tree.build_node(x, 0, x.nrows());
+        tree
+    }
+
+    fn build_node(&mut self, x: &Array2<f64>, start: usize, end: usize) -> usize {
+        let id = self.nodes.len();
+        self.nodes.push(KdNode::Leaf { start, end });
+        if end - start <= LEAF {
+            return id;
+        }
+        let pts = &mut self.order[start..end];
+        let spread = |d: usize| {
+            let (lo, hi) = pts
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &p| {
+                    let v = x[[p as usize, d]];
+                    (l.min(v), h.max(v))
+                });
+            hi - lo
+        };
+        let dim = (0..x.ncols())
+            .max_by(|&a, &b| spread(a).total_cmp(&spread(b)))
+            .unwrap_or(0);
+        if spread(dim) == 0.0 {
+            return id; // all points identical: a (large) leaf
+        }
+        let mid = pts.len() / 2;
+        pts.select_nth_unstable_by(mid, |&a, &b| {
+            x[[a as usize, dim]]
+                .total_cmp(&x[[b as usize, dim]])
+                .then(a.cmp(&b))
+        });
+        let value = x[[pts[mid] as usize, dim]];
+        let left = self.build_node(x, start, start + mid);
+        let right = self.build_node(x, start + mid, end);
+        self.nodes[id] = KdNode::Split {
+            dim,
+            value,
+            left,
+            right,
+        };
+        id
+    }
+
+    /// The `k` nearest other points of point `i`, nearest first (ties by index).
+    fn nearest(&self, x: &Array2<f64>, i: usize, k: usize) -> Vec<(f64, u32)> {
+        // Max-heap of the best k so far, ordered by (distance, index).
+        let mut best: std::collections::BinaryHeap<(OrdF64, u32)> =
+            std::collections::BinaryHeap::with_capacity(k + 1);
+        let mut stack = vec![0usize];
+        while let Some(n) = stack.pop() {
+            match self.nodes[n] {
+                KdNode::Leaf { start, end } => {
+                    for &j in &self.order[start..end] {
+                        if j as usize == i {
+                            continue;
+                        }
+                        let cand = (OrdF64(sq_dist(x, i, j as usize)), j);
+                        if best.len() < k {
+                            best.push(cand);
+                        } else if best.peek().is_some_and(|w| cand < *w) {
+                            best.pop();
+                            best.push(cand);
+                        }
+                    }
+                }
+                KdNode::Split {
+                    dim,
+                    value,
+                    left,
+                    right,
+                } => {
+                    let diff = x[[i, dim]] - value;
+                    let (near, far) = if diff < 0.0 {
+                        (left, right)
+                    } else {
+                        (right, left)
+                    };
+                    // The far side can only help if the splitting plane is within the k-th
+                    // distance (`<=`, so that ties by index are still found).
+                    if best.len() < k || best.peek().is_some_and(|w| diff * diff <= w.0 .0) {
+                        stack.push(far);
+                    }
+                    stack.push(near);
+                }
+            }
+        }
+        let mut out: Vec<(f64, u32)> = best.into_iter().map(|(d, j)| (d.0, j)).collect();
+        out.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        out
+    }
+}
+
+/// An f64 with a total order (distances are never NaN here: inputs are checked finite).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct OrdF64(f64);
+
+impl Eq for OrdF64 {}
+
+impl PartialOrd for OrdF64 {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for OrdF64 {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::gradcheck::fixtures::random;
+
+    /// Brute force: every other point, sorted by (distance, index).
+    fn brute_force(x: &Array2<f64>, i: usize, k: usize) -> Vec<(f64, u32)> {
+        let mut all: Vec<(f64, u32)> = (0..x.nrows())
+            .filter(|&j| j != i)
+            .map(|j| (sq_dist(x, i, j), j as u32))
+            .collect();
+        all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        all.truncate(k);
+        all
+    }
+
+    #[test]
+    fn kd_tree_neighbours_equal_brute_force() {
+        // Random points plus exact duplicates (ties).
+        let mut x = random(300, 3, 1.0, 4);
+        for r in 0..20 {
+            let src = x.row(r).to_owned();
+            x.row_mut(299 - r).assign(&src);
+        }
+        let nb = Neighbors::exact(&x, 12);
+        assert_eq!((nb.n(), nb.k()), (300, 12));
+        for i in 0..x.nrows() {
+            let (idx, d2) = nb.nearest(i, 12);
+            let found: Vec<(f64, u32)> = d2.iter().copied().zip(idx.iter().copied()).collect();
+            assert_eq!(found, brute_force(&x, i, 12), "point {i}");
+        }
+    }
+
+    /// The first k' neighbours of a k-graph are the k'-graph, so one graph serves all.
+    #[test]
+    fn a_prefix_is_the_smaller_graph() {
+        let x = random(200, 4, 1.0, 9);
+        let (big, small) = (Neighbors::exact(&x, 20), Neighbors::exact(&x, 7));
+        for i in 0..200 {
+            assert_eq!(big.nearest(i, 7), small.nearest(i, 7));
+        }
+    }
+
+    #[test]
+    fn the_same_graph_at_any_thread_count() {
+        let x = random(500, 5, 1.0, 2);
+        let at = |t: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap()
+                .install(|| Neighbors::exact(&x, 15))
+        };
+        assert_eq!(at(1), at(3));
+    }
+}

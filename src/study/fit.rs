@@ -1,0 +1,80 @@
+//! Codes for every representation: a network trained on the prepared data, or the PCA
+//! baseline of the same matrix.
+
+use crate::analysis::kmeans::{kmeans, KMeansOptions};
+use crate::analysis::pca::pca;
+use crate::error::{Error, Result};
+use crate::models::codes::{self, Codes};
+use crate::models::{Likelihood, ModelConfig, Network};
+use crate::preprocess::Prepared;
+use crate::train::progress::Progress;
+use crate::train::{self as training, EpochRecord, TrainInputs, TrainOptions};
+use std::time::Instant;
+
+/// k-means restarts that place the DEC centroids when the DEC phase begins.
+pub const DEC_INIT_RESTARTS: usize = 20;
+
+/// A trained network and what training measured.
+pub struct Fitted {
+    pub net: Network<f32>,
+    pub records: Vec<EpochRecord>,
+    pub seconds: f64,
+    /// The codes of every cell of the data (training and held-out alike).
+    pub codes: Codes,
+}
+
+/// Trains one network on the prepared data (and, for the NB likelihood, its raw counts),
+/// then encodes every cell. With `gamma`, a β-VSC's codes carry the spike probabilities too.
+pub fn fit_network(
+    prep: &Prepared,
+    cfg: ModelConfig,
+    topts: &TrainOptions,
+    gamma: bool,
+    progress: &mut Progress,
+) -> Result<Fitted> {
+    let data = &prep.data;
+    if cfg.likelihood == Likelihood::Nb && prep.counts.is_none() {
+        return Err(Error::invalid(
+            "--likelihood nb needs integer counts, but the input holds non-integer values \
+             (already normalized?); give the raw counts or use --likelihood mse",
+        ));
+    }
+    if cfg.dec_weight > 0.0 && cfg.dec_clusters == 0 {
+        return Err(Error::invalid(
+            "--dec needs a number of clusters: --dec-clusters K (run: labels or --k)",
+        ));
+    }
+    let mut net = Network::<f32>::new(cfg.clone(), data.n_genes(), topts.seed)?;
+    let started = Instant::now();
+    // DEC's centroids start where k-means puts them on the codes.
+    let init = |codes: &ndarray::Array2<f64>| -> Result<ndarray::Array2<f64>> {
+        let opts = KMeansOptions {
+            n_init: DEC_INIT_RESTARTS,
+            ..KMeansOptions::new(cfg.dec_clusters, topts.seed)
+        };
+        Ok(kmeans(codes, &opts)?.centroids)
+    };
+    let inputs = TrainInputs {
+        counts: prep.counts.as_ref(),
+        init_centroids: Some(&init),
+    };
+    let records = training::train_with(&mut net, &data.matrix, inputs, topts, progress)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let codes = codes::extract(&net, &data.matrix, topts.seed, gamma);
+    Ok(Fitted {
+        net,
+        records,
+        seconds,
+        codes,
+    })
+}
+
+/// The PCA baseline's codes: the scores of the first `components` principal components
+/// (columns `pc1…`), of the same matrix the networks train on.
+pub fn pca_codes(prep: &Prepared, components: usize, seed: u64) -> Codes {
+    let p = pca(&prep.data.matrix, components, seed);
+    Codes {
+        columns: (1..=p.scores.ncols()).map(|j| format!("pc{j}")).collect(),
+        values: p.scores,
+    }
+}
