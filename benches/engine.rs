@@ -11,7 +11,7 @@ use cellvae::engine::output_mse::{self, OutputScratch};
 use cellvae::engine::rng::{stream, Stream};
 use cellvae::engine::{mse, Activation, Reduction};
 use cellvae::io::{read_dataset, ReadOptions};
-use cellvae::models::{ModelConfig, ModelKind, Network, Noise, Preset};
+use cellvae::models::{ModelConfig, ModelKind, Network, Noise, Preset, Schedule};
 use cellvae::preprocess::{prepare, PrepOptions};
 use cellvae::train::progress::Progress;
 use cellvae::train::{train, TrainOptions};
@@ -117,7 +117,7 @@ fn training(c: &mut Criterion) {
         let noise = Noise::draw(&mut stream(1, Stream::Noise), kind, 256, cfg.latent);
         g.bench_function(BenchmarkId::new("step", kind.name()), |bench| {
             bench.iter(|| {
-                net.train_step(&mut ws, &batch, &noise, 50.0);
+                net.train_step(&mut ws, &batch, &noise, Schedule::constant(&net.config));
                 adam.step(&mut net).unwrap();
             })
         });

@@ -18,7 +18,7 @@ use cellvae::csr::Csr;
 use cellvae::engine::adam::Parameters;
 use cellvae::engine::gradcheck::{max_error, numeric_gradient, TOLERANCE};
 use cellvae::engine::rng::{stream, Stream};
-use cellvae::models::{Likelihood, ModelConfig, ModelKind, Network, Noise, Preset};
+use cellvae::models::{Likelihood, ModelConfig, ModelKind, Network, Noise, Preset, Schedule};
 use rand::Rng;
 
 mod common;
@@ -96,9 +96,9 @@ fn check_batch(
     let (kind, preset) = (cfg.kind, cfg.preset);
     let b = x.n_rows;
     let noise = Noise::draw(&mut stream(noise_seed, Stream::Noise), kind, b, cfg.latent);
-    let c = cfg.vsc_c;
+    let c = Schedule::constant(&cfg);
     let reference_loss = net.forward(ws, x, &noise, c);
-    net.backward(ws, x);
+    net.backward(ws, x, c);
     let reference = params(net);
     let fused_loss = net.train_step(ws, x, &noise, c);
     let tensors = params(net);
@@ -161,7 +161,7 @@ fn gradcheck_detects_wrong_gradient() {
     let x = batch(CELLS, 99);
     let noise = Noise::draw(&mut stream(4, Stream::Noise), cfg.kind, CELLS, cfg.latent);
     let mut ws = net.workspace(CELLS, true);
-    net.train_step(&mut ws, &x, &noise, cfg.vsc_c);
+    net.train_step(&mut ws, &x, &noise, Schedule::constant(&cfg));
     let tensors = params(&mut net);
     let t = net
         .state_dict()
@@ -174,7 +174,9 @@ fn gradcheck_detects_wrong_gradient() {
         |_| H,
         |i, d| {
             nudge(&mut net, t, i, d);
-            let v = net.forward(&mut ws, &x, &noise, cfg.vsc_c).total;
+            let v = net
+                .forward(&mut ws, &x, &noise, Schedule::constant(&cfg))
+                .total;
             nudge(&mut net, t, i, -d);
             v
         },
@@ -289,13 +291,14 @@ fn gradcheck_nb_models() {
         for (cells, seed) in [(CELLS, 99), (PARTIAL, 98)] {
             let (x, y) = (batch(cells, seed), counts(cells, seed));
             let noise = Noise::draw(&mut stream(4, Stream::Noise), kind, cells, cfg.latent);
-            let losses = net.train_step_nb(&mut ws, &x, &y, &noise, cfg.vsc_c);
+            let losses = net.train_step_nb(&mut ws, &x, &y, &noise, Schedule::constant(&cfg));
             assert!(losses.recon.is_finite() && losses.recon > 0.0);
             let tensors = params(&mut net);
             assert_eq!(net.state_dict().last().unwrap().0, "px_r");
             let what = format!("{kind:?} NB batch of {cells}");
             assert_tensors(&mut net, &tensors, &what, true, |net| {
-                net.forward_nb(&mut ws, &x, &y, &noise, cfg.vsc_c).total
+                net.forward_nb(&mut ws, &x, &y, &noise, Schedule::constant(&cfg))
+                    .total
             });
         }
     }
@@ -330,18 +333,18 @@ fn gradcheck_dec_models() {
         let nb = likelihood == Likelihood::Nb;
         let step = |net: &mut Network<f64>, ws: &mut cellvae::models::Workspace<f64>| {
             if nb {
-                net.train_step_nb(ws, &x, &y, &noise, cfg.vsc_c)
+                net.train_step_nb(ws, &x, &y, &noise, Schedule::constant(&cfg))
             } else {
-                net.train_step(ws, &x, &noise, cfg.vsc_c)
+                net.train_step(ws, &x, &noise, Schedule::constant(&cfg))
             }
         };
         let losses = step(&mut net, &mut ws);
         assert!(losses.cluster > 0.0, "{kind:?}: the DEC term is on");
         let tensors = params(&mut net);
         if !nb {
-            let forward = net.forward(&mut ws, &x, &noise, cfg.vsc_c);
+            let forward = net.forward(&mut ws, &x, &noise, Schedule::constant(&cfg));
             assert!((forward.total - losses.total).abs() < 1e-12 * losses.total.abs());
-            net.backward(&mut ws, &x);
+            net.backward(&mut ws, &x, Schedule::constant(&cfg));
             for ((_, a), (_, b)) in params(&mut net).iter().zip(&tensors) {
                 assert!(a
                     .iter()
@@ -353,9 +356,11 @@ fn gradcheck_dec_models() {
         let what = format!("{kind:?} {likelihood:?} DEC");
         assert_tensors(&mut net, &tensors, &what, false, |net| {
             if nb {
-                net.forward_nb(&mut ws, &x, &y, &noise, cfg.vsc_c).total
+                net.forward_nb(&mut ws, &x, &y, &noise, Schedule::constant(&cfg))
+                    .total
             } else {
-                net.forward(&mut ws, &x, &noise, cfg.vsc_c).total
+                net.forward(&mut ws, &x, &noise, Schedule::constant(&cfg))
+                    .total
             }
         });
     }
@@ -385,15 +390,15 @@ fn gradcheck_batchnorm_dropout_models() {
         let noise = Noise::draw(&mut stream(4, Stream::Noise), kind, CELLS, cfg.latent);
         let nb = likelihood == Likelihood::Nb;
         let losses = if nb {
-            net.train_step_nb(&mut ws, &x, &y, &noise, cfg.vsc_c)
+            net.train_step_nb(&mut ws, &x, &y, &noise, Schedule::constant(&cfg))
         } else {
-            net.train_step(&mut ws, &x, &noise, cfg.vsc_c)
+            net.train_step(&mut ws, &x, &noise, Schedule::constant(&cfg))
         };
         let tensors = params(&mut net);
         if !nb {
-            let forward = net.forward(&mut ws, &x, &noise, cfg.vsc_c);
+            let forward = net.forward(&mut ws, &x, &noise, Schedule::constant(&cfg));
             assert!((forward.total - losses.total).abs() < 1e-12 * losses.total.abs());
-            net.backward(&mut ws, &x);
+            net.backward(&mut ws, &x, Schedule::constant(&cfg));
             for ((_, a), (_, b)) in params(&mut net).iter().zip(&tensors) {
                 assert!(a
                     .iter()
@@ -406,9 +411,11 @@ fn gradcheck_batchnorm_dropout_models() {
         let what = format!("{kind:?} {likelihood:?} BN");
         assert_tensors(&mut net, &tensors, &what, true, |net| {
             if nb {
-                net.forward_nb(&mut ws, &x, &y, &noise, cfg.vsc_c).total
+                net.forward_nb(&mut ws, &x, &y, &noise, Schedule::constant(&cfg))
+                    .total
             } else {
-                net.forward(&mut ws, &x, &noise, cfg.vsc_c).total
+                net.forward(&mut ws, &x, &noise, Schedule::constant(&cfg))
+                    .total
             }
         });
         // Evaluation mode: the first cell's code is the same alone and in the batch.

@@ -13,7 +13,7 @@
 
 use cellvae::engine::rng::{stream, Stream};
 use cellvae::io::{read_dataset, ReadOptions};
-use cellvae::models::{ModelConfig, ModelKind, Network, Noise, Preset};
+use cellvae::models::{ModelConfig, ModelKind, Network, Noise, Preset, Schedule};
 use cellvae::preprocess::{prepare, PrepOptions};
 use cellvae::train::checkpoint::{self, safetensors_bytes, CheckpointMeta};
 use serde_json::{Map, Value};
@@ -36,7 +36,7 @@ fn export_parity_fixtures() {
             Noise::<f32>::draw(&mut stream(12, Stream::Noise), kind, rows.len(), cfg.latent);
         let mut ws = net.workspace(rows.len(), true);
         // The training step's gradients (output layer and loss in Gram form), as training uses.
-        let losses = net.train_step(&mut ws, &batch, &noise, cfg.vsc_c);
+        let losses = net.train_step(&mut ws, &batch, &noise, Schedule::constant(&cfg));
         let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
         for (name, shape, v) in net.state_dict() {
             tensors.push((format!("param.{name}"), shape, v));

@@ -12,7 +12,7 @@
 //! (`tests/parity_export.rs`).
 
 use cellvae::csr::Csr;
-use cellvae::models::{ModelConfig, ModelKind, Network, Noise, Preset};
+use cellvae::models::{ModelConfig, ModelKind, Network, Noise, Preset, Schedule};
 use ndarray::Array2;
 use safetensors::{Dtype, SafeTensors};
 use std::collections::HashMap;
@@ -104,7 +104,7 @@ fn check(kind: ModelKind, preset: Preset) {
             eta: fx.matrix(&format!("{key}.eta")),
         };
         let (_, torch_losses) = fx.tensor(&format!("{key}.losses"));
-        let losses = net.train_step(&mut ws, &x, &noise, cfg.vsc_c);
+        let losses = net.train_step(&mut ws, &x, &noise, Schedule::constant(&cfg));
         let ours = [losses.total, losses.recon, losses.kl];
         for (what, (a, b)) in ["loss", "recon", "kl"]
             .iter()
@@ -125,8 +125,8 @@ fn check(kind: ModelKind, preset: Preset) {
             }
         }
         // The layer-by-layer reference path gives the same gradients.
-        net.forward(&mut ws, &x, &noise, cfg.vsc_c);
-        net.backward(&mut ws, &x);
+        net.forward(&mut ws, &x, &noise, Schedule::constant(&cfg));
+        net.backward(&mut ws, &x, Schedule::constant(&cfg));
         for ((name, _, unfused), (_, _, g)) in net.grad_dict().iter().zip(&fused) {
             let d = relative_difference(unfused, g);
             assert!(d <= TOLERANCE, "{key} {name}: unfused differs by {d:e}");

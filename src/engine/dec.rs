@@ -42,29 +42,37 @@ impl<T: Scalar> Centroids<T> {
     }
 }
 
+/// The kernel's base `t_ij = 1 + ‖z_i − μ_j‖²/α` (B, K), in f64: `w_ij = t_ij^(−(α+1)/2)`
+/// in the forward and `c_ij = (p_ij − q_ij)/t_ij` in the backward, computed once for both.
+fn kernel_base<A: Scalar, B: Scalar>(z: ArrayView2<'_, A>, mu: ArrayView2<'_, B>) -> Array2<f64> {
+    Array2::from_shape_fn((z.nrows(), mu.nrows()), |(i, j)| {
+        let d: f64 = z
+            .row(i)
+            .iter()
+            .zip(mu.row(j))
+            .map(|(a, c)| (a.to_f64() - c.to_f64()).powi(2))
+            .sum();
+        1.0 + d / ALPHA
+    })
+}
+
+/// `q` from the kernel's base: each row of `t^(−(α+1)/2)` normalised to sum 1.
+fn soft_assign_from(t: &Array2<f64>) -> Array2<f64> {
+    let mut q = t.mapv(|t| t.powf(-(ALPHA + 1.0) / 2.0));
+    for mut row in q.rows_mut() {
+        // In order, cluster by cluster (ndarray's `sum` would regroup the additions).
+        let total = row.iter().fold(0.0, |acc, &w| acc + w);
+        row.mapv_inplace(|w| w / total);
+    }
+    q
+}
+
 /// `q` (B, K) for codes `z` and centroids `mu`, in f64.
 pub fn soft_assign<A: Scalar, B: Scalar>(
     z: ArrayView2<'_, A>,
     mu: ArrayView2<'_, B>,
 ) -> Array2<f64> {
-    let (b, k) = (z.nrows(), mu.nrows());
-    let mut q = Array2::<f64>::zeros((b, k));
-    for i in 0..b {
-        let mut total = 0.0;
-        for j in 0..k {
-            let d: f64 = z
-                .row(i)
-                .iter()
-                .zip(mu.row(j))
-                .map(|(a, c)| (a.to_f64() - c.to_f64()).powi(2))
-                .sum();
-            let w = (1.0 + d / ALPHA).powf(-(ALPHA + 1.0) / 2.0);
-            q[[i, j]] = w;
-            total += w;
-        }
-        q.row_mut(i).mapv_inplace(|w| w / total);
-    }
-    q
+    soft_assign_from(&kernel_base(z, mu))
 }
 
 /// The target distribution `p` from every cell's `q`.
@@ -93,7 +101,8 @@ pub fn forward_backward<T: Scalar>(
     let (b, k) = (z.nrows(), centroids.nrows());
     assert_eq!(p.dim(), (b, k), "one target row per cell");
     let scale = reduction.factor(b);
-    let q = soft_assign(z, centroids);
+    let t = kernel_base(z, centroids);
+    let q = soft_assign_from(&t);
     let mut loss = 0.0;
     for i in 0..b {
         for j in 0..k {
@@ -107,13 +116,7 @@ pub fn forward_backward<T: Scalar>(
         let kappa = weight * (ALPHA + 1.0) / ALPHA;
         for i in 0..b {
             for j in 0..k {
-                let d: f64 = z
-                    .row(i)
-                    .iter()
-                    .zip(centroids.row(j))
-                    .map(|(a, c)| (a.to_f64() - c.to_f64()).powi(2))
-                    .sum();
-                let cij = scale * kappa * (p[[i, j]] - q[[i, j]]) / (1.0 + d / ALPHA);
+                let cij = scale * kappa * (p[[i, j]] - q[[i, j]]) / t[[i, j]];
                 for l in 0..z.ncols() {
                     let diff = z[[i, l]].to_f64() - centroids[[j, l]].to_f64();
                     dz[[i, l]] += T::from_f64(cij * diff);
@@ -185,7 +188,8 @@ mod tests {
         }
     }
 
-    /// Rows of `q` and `p` sum to 1, and `L_c = 0` when `p = q`.
+    /// Rows of `q` and `p` sum to 1, `L_c = 0` when `p = q`, and each cell is assigned the
+    /// centroid nearest to it (the kernel falls with distance).
     #[test]
     fn assignments_and_target() {
         let z = random(6, 2, 2.0, 3);
@@ -195,6 +199,15 @@ mod tests {
         for (qr, pr) in q.rows().into_iter().zip(p.rows()) {
             assert!((qr.sum() - 1.0).abs() < 1e-12 && (pr.sum() - 1.0).abs() < 1e-12);
         }
+        let nearest: Vec<usize> = z
+            .rows()
+            .into_iter()
+            .map(|zi| {
+                let d = |j: usize| (&zi - &mu.row(j)).mapv(|v| v * v).sum();
+                (0..3).min_by(|&a, &b| d(a).total_cmp(&d(b))).unwrap()
+            })
+            .collect();
+        assert_eq!(assignments(&q), nearest);
         let l = forward_backward(z.view(), mu.view(), q.view(), Reduction::Sum, None);
         assert!(l.abs() < 1e-12);
     }

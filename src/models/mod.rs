@@ -13,6 +13,6 @@ pub mod workspace;
 
 pub use config::{Likelihood, ModelConfig, ModelKind};
 pub use latent::Noise;
-pub use network::{Losses, Network};
+pub use network::{Losses, Network, Schedule};
 pub use preset::Preset;
 pub use workspace::Workspace;

@@ -59,9 +59,6 @@ pub struct Network<T> {
     /// BatchNorm of each hidden position (`--batchnorm`; empty without): the first layer
     /// and each trunk layer, then each decoder layer but the output.
     pub norms: Vec<BatchNorm<T>>,
-    /// The KL weight of the next steps: `config.beta`, except while training warms it up
-    /// (`crate::train::TrainOptions::kl_warmup`). Not a parameter; not saved.
-    pub kl_weight: f64,
     /// Every gradient is known to be zero: [`crate::engine::adam::Adam::step`] zeroes them in
     /// its update pass and says so, and [`Network::zero_grad`] then skips its own pass over
     /// them (7 MB each for the first and the output layer of `paper`). Every pass that adds
@@ -78,8 +75,8 @@ pub struct Losses {
     pub kl: f64,
     /// DEC term before its weight γ (0 without a DEC target).
     pub cluster: f64,
-    /// `recon + w·kl + γ·cluster`, the minimised value, `w` the network's `kl_weight` (β
-    /// unless warming up).
+    /// `recon + w·kl + γ·cluster`, the minimised value, `w` the step's KL weight (β unless
+    /// warming up: [`Schedule`]).
     pub total: f64,
 }
 
@@ -95,10 +92,29 @@ impl Losses {
     }
 }
 
+/// The values of a step that training may schedule over its course: the weight of the KL
+/// term (β, or less during a warm-up) and the VSC selection sharpness c (constant, or rising
+/// from 50 to 200). Passed to every step; the network stores neither.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Schedule {
+    pub kl_weight: f64,
+    pub vsc_c: f64,
+}
+
+impl Schedule {
+    /// The configuration's own β and c: no warm-up, no c schedule.
+    pub fn constant(cfg: &ModelConfig) -> Self {
+        Schedule {
+            kl_weight: cfg.beta,
+            vsc_c: cfg.vsc_c,
+        }
+    }
+}
+
 impl<T: Scalar> Network<T> {
-    /// The step's losses with this network's weights.
-    pub(super) fn losses(&self, recon: f64, kl: f64, cluster: f64) -> Losses {
-        Losses::new(recon, kl, cluster, self.kl_weight, self.config.dec_weight)
+    /// The step's losses with this network's DEC weight and the step's KL weight.
+    pub(super) fn losses(&self, recon: f64, kl: f64, cluster: f64, s: Schedule) -> Losses {
+        Losses::new(recon, kl, cluster, s.kl_weight, self.config.dec_weight)
     }
 
     /// A freshly initialised network for `n_genes` inputs (PyTorch's init, seeded).
@@ -163,7 +179,6 @@ impl<T: Scalar> Network<T> {
             dispersion,
             centroids,
             norms,
-            kl_weight: config.beta,
             grads_zeroed: false,
             config,
             n_genes,
@@ -190,7 +205,7 @@ impl<T: Scalar> Network<T> {
                 latent: self.config.latent,
                 decoder: self.decoder.iter().map(|l| l.n_out()).collect(),
                 output_in: self.decoder.last().expect("decoder").n_in(),
-                regularised: if self.regularised() {
+                hidden_positions: if self.uses_batchnorm_or_dropout() {
                     let dec = &self.config.decoder;
                     self.config.trunk.iter().chain(dec).copied().collect()
                 } else {
@@ -211,7 +226,7 @@ impl<T: Scalar> Network<T> {
             ws.capacity()
         );
         assert_eq!(x.n_cols, self.n_genes, "input width");
-        let reg = self.regularised();
+        let reg = self.uses_batchnorm_or_dropout();
         let fused = |act| if reg { Activation::Identity } else { act };
         let first_act = self.config.first_activation;
         self.first
@@ -249,10 +264,10 @@ impl<T: Scalar> Network<T> {
     }
 
     /// Decoder forward from `ws.z` through its first `layers` layers (all of them: to
-    /// `x̂ = ws.dec.last()`).
+    /// `x̂ = ws.decoder.last()`).
     pub(super) fn decode(&self, ws: &mut Workspace<T>, b: usize, layers: usize) {
         let last = self.decoder.len() - 1;
-        let reg = self.regularised();
+        let reg = self.uses_batchnorm_or_dropout();
         let encoder_positions = self.config.trunk.len();
         for (k, layer) in self.decoder.iter().enumerate().take(layers) {
             let act = if k == last || reg {
@@ -260,7 +275,7 @@ impl<T: Scalar> Network<T> {
             } else {
                 Activation::Relu
             };
-            let (below, above) = ws.dec.split_at_mut(k);
+            let (below, above) = ws.decoder.split_at_mut(k);
             let input = if k == 0 {
                 top(&ws.z, b)
             } else {
@@ -273,8 +288,14 @@ impl<T: Scalar> Network<T> {
         }
     }
 
-    /// Forward pass and loss for a batch, with the given sampling noise and VSC sharpness `c`.
-    pub fn forward(&self, ws: &mut Workspace<T>, x: &Csr<T>, noise: &Noise<T>, c: f64) -> Losses {
+    /// Forward pass and loss for a batch, with the given sampling noise and schedule.
+    pub fn forward(
+        &self,
+        ws: &mut Workspace<T>,
+        x: &Csr<T>,
+        noise: &Noise<T>,
+        s: Schedule,
+    ) -> Losses {
         debug_assert_eq!(
             self.config.likelihood,
             Likelihood::Mse,
@@ -283,35 +304,36 @@ impl<T: Scalar> Network<T> {
         let b = x.n_rows;
         ws.ensure_reconstruction();
         self.encode(ws, x);
-        let kl = self.latent_forward(ws, noise, c, b);
+        let kl = self.latent_forward(ws, noise, s.vsc_c, b);
         let cluster = self.cluster_loss(ws, b);
         self.decode(ws, b, self.decoder.len());
         let recon = mse::forward(
-            top(ws.dec.last().expect("decoder"), b),
+            top(ws.decoder.last().expect("decoder"), b),
             x,
             self.config.reduction,
         );
-        self.losses(recon, kl, cluster)
+        self.losses(recon, kl, cluster, s)
     }
 
-    /// Backward pass for the batch of the last [`Network::forward`]: fills every parameter's
-    /// gradient (after zeroing them) and returns nothing; the forward's caches are consumed.
-    pub fn backward(&mut self, ws: &mut Workspace<T>, x: &Csr<T>) {
+    /// Backward pass for the batch of the last [`Network::forward`] (with the same
+    /// schedule): fills every parameter's gradient (after zeroing them); the forward's caches
+    /// are consumed.
+    pub fn backward(&mut self, ws: &mut Workspace<T>, x: &Csr<T>, s: Schedule) {
         let b = x.n_rows;
         self.zero_grad();
         ws.zero_grads(b);
         self.cluster_backward(ws, b);
         // Reconstruction loss → x̂.
         let last = self.decoder.len() - 1;
-        top_mut(&mut ws.ddec[last], b).fill(T::zero());
+        top_mut(&mut ws.ddecoder[last], b).fill(T::zero());
         mse::backward(
-            top(&ws.dec[last], b),
+            top(&ws.decoder[last], b),
             x,
             self.config.reduction,
-            top_mut(&mut ws.ddec[last], b),
+            top_mut(&mut ws.ddecoder[last], b),
         );
         ws.batch_t.rebuild_from(x);
-        self.backward_from_decoder(ws, b, self.decoder.len());
+        self.backward_from_decoder(ws, b, self.decoder.len(), s.kl_weight);
     }
 
     /// A whole training step's forward and backward: the same losses and gradients as
@@ -324,19 +346,19 @@ impl<T: Scalar> Network<T> {
         ws: &mut Workspace<T>,
         x: &Csr<T>,
         noise: &Noise<T>,
-        c: f64,
+        s: Schedule,
     ) -> Losses {
         let b = x.n_rows;
         self.encode(ws, x);
-        let kl = self.latent_forward(ws, noise, c, b);
+        let kl = self.latent_forward(ws, noise, s.vsc_c, b);
         let last = self.decoder.len() - 1;
         self.decode(ws, b, last);
         self.zero_grad();
         ws.zero_grads(b);
         let cluster = self.cluster_backward(ws, b);
         ws.batch_t.rebuild_from(x);
-        let (below, _) = ws.dec.split_at(last);
-        let (dbelow, _) = ws.ddec.split_at_mut(last);
+        let (below, _) = ws.decoder.split_at(last);
+        let (dbelow, _) = ws.ddecoder.split_at_mut(last);
         let (input, dinput) = match last {
             0 => (top(&ws.z, b), top_mut(&mut ws.dz, b)),
             _ => (top(&below[last - 1], b), top_mut(&mut dbelow[last - 1], b)),
@@ -350,56 +372,56 @@ impl<T: Scalar> Network<T> {
             dinput,
             &mut ws.output,
         );
-        self.backward_from_decoder(ws, b, last);
-        self.losses(recon, kl, cluster)
+        self.backward_from_decoder(ws, b, last, s.kl_weight);
+        self.losses(recon, kl, cluster, s)
     }
 
     /// The backward pass from the output gradient of decoder layer `layers − 1` (already in
-    /// `ws.ddec`) down to the first layer.
-    /// Needs `ws.batch_t`, the transpose of the batch.
-    pub(super) fn backward_from_decoder(&mut self, ws: &mut Workspace<T>, b: usize, layers: usize) {
+    /// `ws.ddecoder`) down to the first layer: the forward in reverse, decoder, latent stage,
+    /// heads, trunk, first layer. Needs `ws.batch_t`, the transpose of the batch.
+    pub(super) fn backward_from_decoder(
+        &mut self,
+        ws: &mut Workspace<T>,
+        b: usize,
+        layers: usize,
+        kl_weight: f64,
+    ) {
+        self.decoder_backward(ws, b, layers);
+        self.latent_backward(ws, b, kl_weight);
+        self.heads_backward(ws, b);
+        self.trunk_backward(ws, b);
+    }
+
+    /// Decoder layers `layers − 1` down to 0: each hidden position's activation (and
+    /// BatchNorm, dropout) backward, then its linear map's, ending in `δz`.
+    fn decoder_backward(&mut self, ws: &mut Workspace<T>, b: usize, layers: usize) {
         let last = self.decoder.len() - 1;
-        let reg = self.regularised();
-        let dropout_on = ws.training && self.config.dropout > 0.0;
         let e = self.config.trunk.len();
-        // Decoder, top layer first, down to δz.
         for k in (0..layers).rev() {
-            if k != last && reg {
-                Self::post_backward(
-                    self.norms.get_mut(e + k),
-                    &ws.bn_cache[e + k],
-                    dropout_on.then(|| top(&ws.masks[e + k], b)),
-                    top(&ws.dec[k], b),
-                    top_mut(&mut ws.ddec[k], b),
-                    Activation::Relu,
-                );
-            } else if k != last {
-                act_backward(
-                    top(&ws.dec[k], b),
-                    top_mut(&mut ws.ddec[k], b),
-                    Activation::Relu,
-                );
+            if k != last {
+                self.hidden_backward(ws, e + k, b, Activation::Relu);
             }
-            let (below, above) = ws.ddec.split_at_mut(k);
+            let (below, above) = ws.ddecoder.split_at_mut(k);
             let (input, dinput) = if k == 0 {
                 (top(&ws.z, b), top_mut(&mut ws.dz, b))
             } else {
-                (top(&ws.dec[k - 1], b), top_mut(&mut below[k - 1], b))
+                (top(&ws.decoder[k - 1], b), top_mut(&mut below[k - 1], b))
             };
             self.decoder[k].backward(input, top(&above[0], b), Some(dinput));
         }
-        // Latent stage: δz (+ the KL) → δ of each head's output.
+    }
+
+    /// The latent stage: `δz` (and the KL at weight `kl_weight`) into each head's `δ`.
+    fn latent_backward(&mut self, ws: &mut Workspace<T>, b: usize, kl_weight: f64) {
         let heads: Vec<ArrayView2<'_, T>> = ws.head_out.iter().map(|h| top(h, b)).collect();
         let mut dheads: Vec<ArrayViewMut2<'_, T>> =
             ws.dhead_out.iter_mut().map(|d| top_mut(d, b)).collect();
-        ws.latent.backward(
-            &self.config,
-            self.kl_weight,
-            &heads,
-            top(&ws.dz, b),
-            &mut dheads,
-        );
-        // Heads, each adding into δ of the trunk output.
+        ws.latent
+            .backward(&self.config, kl_weight, &heads, top(&ws.dz, b), &mut dheads);
+    }
+
+    /// The heads, each adding its input's gradient into `δ` of the trunk output.
+    fn heads_backward(&mut self, ws: &mut Workspace<T>, b: usize) {
         let t = ws.h.len() - 1;
         for (k, head) in self.heads.iter_mut().enumerate() {
             act_backward(
@@ -432,24 +454,12 @@ impl<T: Scalar> Network<T> {
                 ),
             }
         }
-        // Trunk, top layer first.
+    }
+
+    /// The trunk, top layer first, then the sparse first layer (weights only: no `δx`).
+    fn trunk_backward(&mut self, ws: &mut Workspace<T>, b: usize) {
         for k in (0..self.trunk.len()).rev() {
-            if reg {
-                Self::post_backward(
-                    self.norms.get_mut(k + 1),
-                    &ws.bn_cache[k + 1],
-                    dropout_on.then(|| top(&ws.masks[k + 1], b)),
-                    top(&ws.h[k + 1], b),
-                    top_mut(&mut ws.dh[k + 1], b),
-                    Activation::Relu,
-                );
-            } else {
-                act_backward(
-                    top(&ws.h[k + 1], b),
-                    top_mut(&mut ws.dh[k + 1], b),
-                    Activation::Relu,
-                );
-            }
+            self.hidden_backward(ws, k + 1, b, Activation::Relu);
             let (below, above) = ws.dh.split_at_mut(k + 1);
             self.trunk[k].backward(
                 top(&ws.h[k], b),
@@ -457,22 +467,7 @@ impl<T: Scalar> Network<T> {
                 Some(top_mut(&mut below[k], b)),
             );
         }
-        if reg {
-            Self::post_backward(
-                self.norms.get_mut(0),
-                &ws.bn_cache[0],
-                dropout_on.then(|| top(&ws.masks[0], b)),
-                top(&ws.h[0], b),
-                top_mut(&mut ws.dh[0], b),
-                self.config.first_activation,
-            );
-        } else {
-            act_backward(
-                top(&ws.h[0], b),
-                top_mut(&mut ws.dh[0], b),
-                self.config.first_activation,
-            );
-        }
+        self.hidden_backward(ws, 0, b, self.config.first_activation);
         self.first.backward(&ws.batch_t, top(&ws.dh[0], b));
     }
 

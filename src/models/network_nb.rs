@@ -10,7 +10,7 @@
 //! run backward exactly as for the MSE models.
 
 use super::latent::Noise;
-use super::network::{Losses, Network};
+use super::network::{Losses, Network, Schedule};
 
 use super::workspace::{top, top_mut, Workspace};
 use crate::csr::Csr;
@@ -26,23 +26,23 @@ impl<T: Scalar> Network<T> {
         x: &Csr<T>,
         counts: &Csr<T>,
         noise: &Noise<T>,
-        c: f64,
+        s: Schedule,
     ) -> Losses {
         let b = x.n_rows;
         let disp = self.dispersion.as_ref().expect("an NB network");
         ws.ensure_reconstruction();
         self.encode(ws, x);
-        let kl = self.latent_forward(ws, noise, c, b);
+        let kl = self.latent_forward(ws, noise, s.vsc_c, b);
         let cluster = self.cluster_loss(ws, b);
         self.decode(ws, b, self.decoder.len());
-        let h = top(ws.dec.last().expect("decoder"), b);
+        let h = top(ws.decoder.last().expect("decoder"), b);
         let recon = nb::forward(
             h,
             counts,
             disp.log_theta.as_slice().expect("standard layout"),
             self.config.reduction,
         );
-        self.losses(recon, kl, cluster)
+        self.losses(recon, kl, cluster, s)
     }
 
     /// One training step's forward and backward with the NB loss: every parameter's
@@ -53,22 +53,22 @@ impl<T: Scalar> Network<T> {
         x: &Csr<T>,
         counts: &Csr<T>,
         noise: &Noise<T>,
-        c: f64,
+        s: Schedule,
     ) -> Losses {
         let b = x.n_rows;
         ws.ensure_reconstruction();
         self.encode(ws, x);
-        let kl = self.latent_forward(ws, noise, c, b);
+        let kl = self.latent_forward(ws, noise, s.vsc_c, b);
         self.decode(ws, b, self.decoder.len());
         self.zero_grad();
         ws.zero_grads(b);
         let cluster = self.cluster_backward(ws, b);
         let last = self.decoder.len() - 1;
-        let mut dh = top_mut(&mut ws.ddec[last], b);
+        let mut dh = top_mut(&mut ws.ddecoder[last], b);
         dh.fill(T::zero());
         let disp = self.dispersion.as_mut().expect("an NB network");
         let recon = nb::forward_backward(
-            top(&ws.dec[last], b),
+            top(&ws.decoder[last], b),
             counts,
             disp.log_theta.as_slice().expect("standard layout"),
             self.config.reduction,
@@ -78,7 +78,7 @@ impl<T: Scalar> Network<T> {
             }),
         );
         ws.batch_t.rebuild_from(x);
-        self.backward_from_decoder(ws, b, self.decoder.len());
-        self.losses(recon, kl, cluster)
+        self.backward_from_decoder(ws, b, self.decoder.len(), s.kl_weight);
+        self.losses(recon, kl, cluster, s)
     }
 }

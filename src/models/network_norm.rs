@@ -15,7 +15,7 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 impl<T: Scalar> Network<T> {
     /// Whether hidden layers carry BatchNorm or dropout; then their activation is applied
     /// after those, not fused into the layer.
-    pub(super) fn regularised(&self) -> bool {
+    pub(super) fn uses_batchnorm_or_dropout(&self) -> bool {
         self.config.batchnorm || self.config.dropout > 0.0
     }
 
@@ -29,7 +29,7 @@ impl<T: Scalar> Network<T> {
         if p < e {
             &mut ws.h[p]
         } else {
-            &mut ws.dec[p - e]
+            &mut ws.decoder[p - e]
         }
     }
 
@@ -68,6 +68,40 @@ impl<T: Scalar> Network<T> {
         if let Some(bn) = norm {
             bn.backward(dy, cache);
         }
+    }
+
+    /// The backward of hidden position `p`'s activation `act`, in place on its output's
+    /// gradient: with BatchNorm or dropout, [`Network::post_backward`]; otherwise the
+    /// activation alone (it was fused into the layer's forward).
+    pub(super) fn hidden_backward(
+        &mut self,
+        ws: &mut Workspace<T>,
+        p: usize,
+        b: usize,
+        act: Activation,
+    ) {
+        let e = self.config.trunk.len();
+        let (y, dy) = if p < e {
+            (top(&ws.h[p], b), top_mut(&mut ws.dh[p], b))
+        } else {
+            (
+                top(&ws.decoder[p - e], b),
+                top_mut(&mut ws.ddecoder[p - e], b),
+            )
+        };
+        if !self.uses_batchnorm_or_dropout() {
+            act_backward(y, dy, act);
+            return;
+        }
+        let dropout_on = ws.training && self.config.dropout > 0.0;
+        Self::post_backward(
+            self.norms.get_mut(p),
+            &ws.bn_cache[p],
+            dropout_on.then(|| top(&ws.masks[p], b)),
+            y,
+            dy,
+            act,
+        );
     }
 
     /// Moves every BatchNorm's running statistics towards the last training step's batch.

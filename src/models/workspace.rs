@@ -28,7 +28,7 @@ pub(super) struct Widths<'a> {
     pub output_in: usize,
     /// Widths of the hidden positions that carry BatchNorm and dropout (encoder layers, then
     /// decoder layers but the output), when either is on; empty otherwise.
-    pub regularised: Vec<usize>,
+    pub hidden_positions: Vec<usize>,
     /// Whether dropout masks are needed.
     pub dropout: bool,
 }
@@ -46,8 +46,8 @@ pub struct Workspace<T> {
     pub(super) dhead_out: Vec<Array2<T>>,
     pub(super) z: Array2<T>,
     pub(super) dz: Array2<T>,
-    pub(super) dec: Vec<Array2<T>>,
-    pub(super) ddec: Vec<Array2<T>>,
+    pub(super) decoder: Vec<Array2<T>>,
+    pub(super) ddecoder: Vec<Array2<T>>,
     pub(super) latent: LatentStage<T>,
     /// The batch, transposed for the sparse first layer.
     pub(super) batch_t: Csc<T>,
@@ -78,12 +78,12 @@ impl<T: Scalar> Workspace<T> {
     /// `with_decoder = false` for encoding only (no gradients, no decoder).
     pub(super) fn new(capacity: usize, w: &Widths<'_>, with_decoder: bool) -> Self {
         let z = |n: usize| Array2::<T>::zeros((capacity, n));
-        let dec_widths: &[usize] = if with_decoder { &w.decoder } else { &[] };
+        let decoder_widths: &[usize] = if with_decoder { &w.decoder } else { &[] };
         // The last decoder output (`B × genes`) is left empty: only the unfused
         // `forward`/`backward` use it, and allocate it then (`ensure_reconstruction`).
-        let dec_buffers = || -> Vec<Array2<T>> {
-            let last = dec_widths.len().saturating_sub(1);
-            (dec_widths.iter().enumerate())
+        let decoder_buffers = || -> Vec<Array2<T>> {
+            let last = decoder_widths.len().saturating_sub(1);
+            (decoder_widths.iter().enumerate())
                 .map(|(k, &n)| {
                     if k == last {
                         Array2::zeros((0, n))
@@ -104,8 +104,8 @@ impl<T: Scalar> Workspace<T> {
             dhead_out: (0..w.heads).map(|_| z(w.latent)).collect(),
             z: z(w.latent),
             dz: z(w.latent),
-            dec: dec_buffers(),
-            ddec: dec_buffers(),
+            decoder: decoder_buffers(),
+            ddecoder: decoder_buffers(),
             latent: LatentStage::default(),
             batch_t: Csc::default(),
             output: if with_decoder {
@@ -115,9 +115,13 @@ impl<T: Scalar> Workspace<T> {
             },
             cluster_target: Array2::zeros((0, 0)),
             training: false,
-            bn_cache: w.regularised.iter().map(|_| BnCache::default()).collect(),
+            bn_cache: w
+                .hidden_positions
+                .iter()
+                .map(|_| BnCache::default())
+                .collect(),
             masks: w
-                .regularised
+                .hidden_positions
                 .iter()
                 .map(|&n| z(if w.dropout { n } else { 0 }))
                 .collect(),
@@ -128,13 +132,13 @@ impl<T: Scalar> Workspace<T> {
     /// (`B × genes`: only the unfused `Network::backward` uses it, and zeroes it itself).
     pub(super) fn zero_grads(&mut self, b: usize) {
         let zero = T::zero();
-        let below_output = self.ddec.len().saturating_sub(1);
+        let below_output = self.ddecoder.len().saturating_sub(1);
         for a in self
             .dh
             .iter_mut()
             .chain(self.dhead_hidden.iter_mut())
             .chain(self.dhead_out.iter_mut())
-            .chain(self.ddec.iter_mut().take(below_output))
+            .chain(self.ddecoder.iter_mut().take(below_output))
             .chain(std::iter::once(&mut self.dz))
         {
             top_mut(a, b).fill(zero);
@@ -144,7 +148,7 @@ impl<T: Scalar> Workspace<T> {
     /// Allocates the `B × genes` reconstruction and its gradient on first use.
     pub(super) fn ensure_reconstruction(&mut self) {
         let capacity = self.capacity;
-        for a in [self.dec.last_mut(), self.ddec.last_mut()]
+        for a in [self.decoder.last_mut(), self.ddecoder.last_mut()]
             .into_iter()
             .flatten()
         {

@@ -5,6 +5,7 @@
 //! cells' soft assignments, and the phase ends training early once fewer than 0.1 % of the
 //! cells change cluster (argmax of `q`) between two refreshes. No label is involved.
 
+use super::Cells;
 use crate::csr::Csr;
 use crate::engine::dec;
 use crate::error::{Error, Result};
@@ -62,17 +63,18 @@ impl<'a> DecPhase<'a> {
         })
     }
 
-    /// At the start of `epoch`: (re)computes the target from the codes of every row of `x`.
+    /// At the start of `epoch`: (re)computes the target from the codes of every training
+    /// cell (one row of the target per cell, in the order of `cells`).
     pub fn refresh(
         &mut self,
         net: &mut Network<f32>,
-        x: &Csr<f32>,
+        cells: &Cells<'_>,
         epoch: usize,
     ) -> Result<Refresh> {
         if epoch < self.first_epoch {
             return Ok(Refresh::Off);
         }
-        let codes = code_matrix(net, x);
+        let codes = code_matrix(net, cells);
         if epoch == self.first_epoch {
             let init = self.init.expect("checked in new")(&codes)?;
             let c = net.centroids.as_mut().expect("dec_clusters > 0");
@@ -100,22 +102,23 @@ impl<'a> DecPhase<'a> {
         Ok(Refresh::On)
     }
 
-    /// The target rows of a batch, while the phase is on.
-    pub fn batch_target(&self, rows: &[usize]) -> Option<Array2<f64>> {
-        self.target.as_ref().map(|p| p.select(Axis(0), rows))
+    /// The target rows of a batch (training cells at `positions`), while the phase is on.
+    pub fn batch_target(&self, positions: &[usize]) -> Option<Array2<f64>> {
+        self.target.as_ref().map(|p| p.select(Axis(0), positions))
     }
 }
 
-/// The first head's output (the code DEC acts on) for every row of `x`.
-fn code_matrix(net: &Network<f32>, x: &Csr<f32>) -> Array2<f64> {
+/// The first head's output (the code DEC acts on) for every training cell.
+fn code_matrix(net: &Network<f32>, cells: &Cells<'_>) -> Array2<f64> {
     const BATCH: usize = 512;
-    let n = x.n_rows;
+    let n = cells.len();
     let mut out = Array2::<f64>::zeros((n, net.config.latent));
     let mut ws = net.workspace(BATCH.min(n.max(1)), false);
-    let mut batch = Csr::with_cols(x.n_cols);
-    let rows: Vec<usize> = (0..n).collect();
-    for chunk in rows.chunks(BATCH) {
-        x.gather_rows_into(chunk, &mut batch);
+    let mut batch = Csr::with_cols(cells.x.n_cols);
+    let positions: Vec<usize> = (0..n).collect();
+    for chunk in positions.chunks(BATCH) {
+        let rows: Vec<usize> = chunk.iter().map(|&p| cells.row(p)).collect();
+        cells.x.gather_rows_into(&rows, &mut batch);
         net.encode(&mut ws, &batch);
         let code = ws.head_output(0, chunk.len());
         for (k, &i) in chunk.iter().enumerate() {

@@ -12,10 +12,11 @@ use crate::engine::adam::Adam;
 use crate::engine::output_mse;
 use crate::engine::rng::{stream, Stream};
 use crate::error::{Error, Result};
-use crate::models::{Likelihood, Network, Noise, Preset};
+use crate::models::{Likelihood, Losses, ModelConfig, Network, Noise, Preset, Schedule, Workspace};
 use dec_phase::{CentroidInit, DecPhase, Refresh};
 use progress::Progress;
 use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
 use std::time::Instant;
 
 /// The seed of every random stream unless one is given.
@@ -136,7 +137,9 @@ pub fn train(
     train_with(net, x, TrainInputs::default(), opts, progress)
 }
 
-/// [`train`] with the counts and the DEC initialisation of `inputs`.
+/// [`train`] with the counts and the DEC initialisation of `inputs`: checks the inputs,
+/// holds out the validation cells, then runs the epochs ([`Trainer::epoch`]), each a
+/// shuffle and one [`Trainer::step`] per minibatch.
 pub fn train_with(
     net: &mut Network<f32>,
     x: &Csr<f32>,
@@ -145,22 +148,41 @@ pub fn train_with(
     progress: &mut Progress,
 ) -> Result<Vec<EpochRecord>> {
     opts.validate()?;
+    let counts = check_inputs(net, x, inputs.counts)?;
     let mut dec = DecPhase::new(net, opts.epochs, opts.dec_epochs, inputs.init_centroids)?;
-    let counts = match (net.config.likelihood, inputs.counts) {
-        (Likelihood::Mse, _) => None,
-        (Likelihood::Nb, None) => {
-            return Err(Error::invalid(
-                "the NB likelihood needs the raw counts of the training cells",
-            ))
-        }
-        (Likelihood::Nb, Some(c)) if (c.n_rows, c.n_cols) != (x.n_rows, x.n_cols) => {
-            return Err(Error::data(format!(
-                "the counts are {} × {}, the input {} × {}",
-                c.n_rows, c.n_cols, x.n_rows, x.n_cols
-            )))
-        }
-        (Likelihood::Nb, Some(c)) => Some(c),
+    let split = (opts.val_fraction > 0.0).then(|| validation::split(x.n_rows, opts.val_fraction));
+    let held_out = split
+        .as_ref()
+        .map(|s| validation::HeldOut::new(s.val.clone(), net));
+    let cells = Cells {
+        x,
+        counts,
+        rows: split.map(|s| s.train),
     };
+    let mut trainer = Trainer::new(net, cells, opts);
+    let mut records = Vec::with_capacity(opts.epochs);
+    progress.start(opts.epochs);
+    for epoch in 1..=opts.epochs {
+        let Some(mut record) = trainer.epoch(net, &mut dec, epoch, progress)? else {
+            break;
+        };
+        let s = trainer.schedule(net, epoch, trainer.batches_per_epoch - 1);
+        record.val_loss = held_out
+            .as_ref()
+            .map(|h| h.loss(net, x, counts, trainer.batch_max, s));
+        progress.epoch(&record);
+        records.push(record);
+    }
+    progress.finish();
+    Ok(records)
+}
+
+/// The counts the likelihood reads (`None` for MSE), after checking every input's shape.
+fn check_inputs<'a>(
+    net: &Network<f32>,
+    x: &Csr<f32>,
+    counts: Option<&'a Csr<f32>>,
+) -> Result<Option<&'a Csr<f32>>> {
     if x.n_rows == 0 {
         return Err(Error::data("no cells to train on"));
     }
@@ -170,129 +192,226 @@ pub fn train_with(
             x.n_cols, net.n_genes
         )));
     }
-    // The Gram form, unless the separate layers need fewer flops for this shape.
-    let output_width = net.decoder.last().map_or(0, |layer| layer.n_in());
-    let unfused_output =
-        opts.unfused_output || output_mse::gram_form_costs_more(output_width, opts.batch_size);
-    let split = (opts.val_fraction > 0.0).then(|| validation::split(x.n_rows, opts.val_fraction));
-    let held_out = split
-        .as_ref()
-        .map(|s| validation::HeldOut::new(x, counts, &s.val, net));
-    let (train_rows, train_counts);
-    let (x, counts) = match &split {
-        Some(s) => {
-            train_rows = x.select_rows(&s.train);
-            train_counts = counts.map(|c| c.select_rows(&s.train));
-            (&train_rows, train_counts.as_ref())
+    match (net.config.likelihood, counts) {
+        (Likelihood::Mse, _) => Ok(None),
+        (Likelihood::Nb, None) => Err(Error::invalid(
+            "the NB likelihood needs the raw counts of the training cells",
+        )),
+        (Likelihood::Nb, Some(c)) if (c.n_rows, c.n_cols) != (x.n_rows, x.n_cols) => {
+            Err(Error::data(format!(
+                "the counts are {} × {}, the input {} × {}",
+                c.n_rows, c.n_cols, x.n_rows, x.n_cols
+            )))
         }
-        None => (x, counts),
-    };
-    let n = x.n_rows;
-    let cfg = net.config.clone();
-    let b_max = opts.batch_size.min(n);
-    let mut ws = net.workspace(b_max, true);
-    ws.set_training(true);
-    let mut dropout_rng = stream(opts.seed, Stream::Dropout);
-    let mut skipped_single = false;
-    let mut adam = Adam::new(opts.lr);
-    let mut shuffle_rng = stream(opts.seed, Stream::Shuffle);
-    let mut noise_rng = stream(opts.seed, Stream::Noise);
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut batch = Csr::with_cols(x.n_cols);
-    let mut count_batch = Csr::with_cols(x.n_cols);
-    let batches_per_epoch = n.div_ceil(b_max);
-    let total_steps = batches_per_epoch * opts.epochs;
-    let mut records = Vec::with_capacity(opts.epochs);
-    progress.start(opts.epochs);
-    for epoch in 1..=opts.epochs {
+        (Likelihood::Nb, Some(c)) => Ok(Some(c)),
+    }
+}
+
+/// The cells training sees: rows of `x` (and of the counts) by index, never copied.
+pub struct Cells<'a> {
+    pub x: &'a Csr<f32>,
+    pub counts: Option<&'a Csr<f32>>,
+    /// The training rows, ascending (`None`: every row).
+    pub rows: Option<Vec<usize>>,
+}
+
+impl Cells<'_> {
+    /// Number of training cells.
+    pub fn len(&self) -> usize {
+        self.rows.as_ref().map_or(self.x.n_rows, Vec::len)
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The row of `x` of training cell `position`.
+    pub fn row(&self, position: usize) -> usize {
+        self.rows.as_ref().map_or(position, |r| r[position])
+    }
+}
+
+/// Everything one training run keeps between steps: the workspace, Adam, the random
+/// streams, the epoch's order and the minibatch buffers.
+struct Trainer<'a> {
+    cells: Cells<'a>,
+    opts: &'a TrainOptions,
+    cfg: ModelConfig,
+    /// The largest minibatch.
+    batch_max: usize,
+    batches_per_epoch: usize,
+    /// Run the output layer and the loss as separate layers (see [`TrainOptions`]).
+    unfused_output: bool,
+    ws: Workspace<f32>,
+    adam: Adam<f32>,
+    shuffle_rng: ChaCha8Rng,
+    noise_rng: ChaCha8Rng,
+    dropout_rng: ChaCha8Rng,
+    /// Positions `0..cells.len()` in this epoch's order.
+    order: Vec<usize>,
+    rows: Vec<usize>,
+    batch: Csr<f32>,
+    count_batch: Csr<f32>,
+    skipped_single: bool,
+}
+
+/// Sums over cells of one epoch's terms.
+#[derive(Default)]
+struct EpochSums {
+    recon: f64,
+    kl: f64,
+    cluster: f64,
+}
+
+impl<'a> Trainer<'a> {
+    fn new(net: &Network<f32>, cells: Cells<'a>, opts: &'a TrainOptions) -> Self {
+        let n = cells.len();
+        let batch_max = opts.batch_size.min(n);
+        // The Gram form, unless the separate layers need fewer flops for this shape.
+        let output_width = net.decoder.last().map_or(0, |layer| layer.n_in());
+        let mut ws = net.workspace(batch_max, true);
+        ws.set_training(true);
+        Trainer {
+            opts,
+            cfg: net.config.clone(),
+            batch_max,
+            batches_per_epoch: n.div_ceil(batch_max),
+            unfused_output: opts.unfused_output
+                || output_mse::gram_form_costs_more(output_width, opts.batch_size),
+            ws,
+            adam: Adam::new(opts.lr),
+            dropout_rng: stream(opts.seed, Stream::Dropout),
+            shuffle_rng: stream(opts.seed, Stream::Shuffle),
+            noise_rng: stream(opts.seed, Stream::Noise),
+            order: (0..n).collect(),
+            rows: Vec::with_capacity(batch_max),
+            batch: Csr::with_cols(cells.x.n_cols),
+            count_batch: Csr::with_cols(cells.x.n_cols),
+            skipped_single: false,
+            cells,
+        }
+    }
+
+    /// The schedule of minibatch `k` of `epoch` (1-based): the warm-up's KL weight and the
+    /// VSC sharpness of that step.
+    fn schedule(&self, net: &Network<f32>, epoch: usize, k: usize) -> Schedule {
+        let total_steps = self.batches_per_epoch * self.opts.epochs;
+        Schedule {
+            kl_weight: self.opts.kl_weight(net.config.beta, epoch),
+            vsc_c: self
+                .cfg
+                .c_at((epoch - 1) * self.batches_per_epoch + k, total_steps),
+        }
+    }
+
+    /// One epoch: a fresh shuffle, the DEC refresh, then every minibatch. `None` when the
+    /// DEC phase has converged and training stops before this epoch.
+    fn epoch(
+        &mut self,
+        net: &mut Network<f32>,
+        dec: &mut DecPhase<'_>,
+        epoch: usize,
+        progress: &mut Progress,
+    ) -> Result<Option<EpochRecord>> {
         let started = Instant::now();
-        order.shuffle(&mut shuffle_rng);
-        net.kl_weight = opts.kl_weight(cfg.beta, epoch);
-        if dec.refresh(net, x, epoch)? == Refresh::Converged {
+        self.order.shuffle(&mut self.shuffle_rng);
+        if dec.refresh(net, &self.cells, epoch)? == Refresh::Converged {
             progress.note(&format!(
                 "DEC converged (under {}% of cells changed cluster): stopped after epoch {}",
                 dec_phase::TOLERANCE * 100.0,
                 epoch - 1
             ));
-            break;
+            return Ok(None);
         }
-        let (mut recon_sum, mut kl_sum, mut cluster_sum) = (0.0f64, 0.0f64, 0.0f64);
-        for (k, rows) in order.chunks(b_max).enumerate() {
-            let b = rows.len();
-            if b == 1 && cfg.batchnorm {
-                // BatchNorm has no variance over one cell (SCIENCE-SPEC 4): that cell sits
-                // out this epoch's last step (another cell, next epoch's shuffle).
-                if !skipped_single {
+        let mut sums = EpochSums::default();
+        let order = std::mem::take(&mut self.order);
+        for (k, positions) in order.chunks(self.batch_max).enumerate() {
+            if positions.len() == 1 && self.cfg.batchnorm {
+                // BatchNorm has no variance over one cell: that cell sits out this
+                // epoch's last step (another cell, next epoch's shuffle).
+                if !self.skipped_single {
                     progress
                         .note("a last batch of 1 cell is skipped each epoch (BatchNorm needs 2)");
-                    skipped_single = true;
+                    self.skipped_single = true;
                 }
                 continue;
             }
-            if cfg.dropout > 0.0 {
-                ws.draw_dropout(&mut dropout_rng, cfg.dropout, b);
-            }
-            x.gather_rows_into(rows, &mut batch);
-            match dec.batch_target(rows) {
-                Some(p) => ws.set_cluster_target(p.view()),
-                None => ws.clear_cluster_target(),
-            }
-            let noise = Noise::draw(&mut noise_rng, cfg.kind, b, cfg.latent);
-            let c = cfg.c_at((epoch - 1) * batches_per_epoch + k, total_steps);
-            let losses = if let Some(counts) = counts {
-                counts.gather_rows_into(rows, &mut count_batch);
-                net.train_step_nb(&mut ws, &batch, &count_batch, &noise, c)
-            } else if unfused_output {
-                let losses = net.forward(&mut ws, &batch, &noise, c);
-                net.backward(&mut ws, &batch);
-                losses
-            } else {
-                net.train_step(&mut ws, &batch, &noise, c)
-            };
-            if !losses.total.is_finite() {
-                return Err(Error::NonFinite {
+            let s = self.schedule(net, epoch, k);
+            let losses = self
+                .step(net, dec, positions, s)
+                .map_err(|what| Error::NonFinite {
                     epoch,
                     batch: k + 1,
-                    what: "the loss".into(),
-                });
-            }
-            net.update_batchnorm(&ws);
-            if let Err(bad) = adam.step(net) {
-                return Err(Error::NonFinite {
-                    epoch,
-                    batch: k + 1,
-                    what: format!(
-                        "parameter tensor '{}' after the Adam update",
-                        net.state_dict()[bad.tensor].0
-                    ),
-                });
-            }
+                    what,
+                })?;
             // Back to sums over cells, whatever the reduction.
-            let undo = 1.0 / cfg.reduction.factor(b);
-            recon_sum += losses.recon * undo;
-            kl_sum += losses.kl * undo;
-            cluster_sum += losses.cluster * undo;
+            let undo = 1.0 / self.cfg.reduction.factor(positions.len());
+            sums.recon += losses.recon * undo;
+            sums.kl += losses.kl * undo;
+            sums.cluster += losses.cluster * undo;
         }
-        let (recon, kl) = (recon_sum / n as f64, kl_sum / n as f64);
-        let seconds = started.elapsed().as_secs_f64();
-        let c_now = cfg.c_at(epoch * batches_per_epoch - 1, total_steps);
-        let val_loss = held_out.as_ref().map(|h| h.loss(net, b_max, c_now));
-        let record = EpochRecord {
+        self.order = order;
+        let n = self.cells.len() as f64;
+        let (recon, kl) = (sums.recon / n, sums.kl / n);
+        Ok(Some(EpochRecord {
             epoch,
-            loss: recon + cfg.beta * kl,
+            loss: recon + self.cfg.beta * kl,
             recon,
             kl,
-            recon_per_entry: recon / x.n_cols as f64,
-            val_loss,
-            cluster: cluster_sum / n as f64,
-            seconds,
-        };
-        progress.epoch(&record);
-        records.push(record);
+            recon_per_entry: recon / self.cells.x.n_cols as f64,
+            val_loss: None,
+            cluster: sums.cluster / n,
+            seconds: started.elapsed().as_secs_f64(),
+        }))
     }
-    net.kl_weight = cfg.beta;
-    progress.finish();
-    Ok(records)
+
+    /// One minibatch (training cells at `positions`): dropout masks, the batch's rows, the
+    /// DEC target, noise, forward and backward, BatchNorm's running statistics, Adam. An
+    /// error names what turned non-finite.
+    fn step(
+        &mut self,
+        net: &mut Network<f32>,
+        dec: &DecPhase<'_>,
+        positions: &[usize],
+        s: Schedule,
+    ) -> std::result::Result<Losses, String> {
+        let (b, cfg) = (positions.len(), &self.cfg);
+        let ws = &mut self.ws;
+        if cfg.dropout > 0.0 {
+            ws.draw_dropout(&mut self.dropout_rng, cfg.dropout, b);
+        }
+        self.rows.clear();
+        self.rows
+            .extend(positions.iter().map(|&p| self.cells.row(p)));
+        self.cells.x.gather_rows_into(&self.rows, &mut self.batch);
+        match dec.batch_target(positions) {
+            Some(p) => ws.set_cluster_target(p.view()),
+            None => ws.clear_cluster_target(),
+        }
+        let noise = Noise::draw(&mut self.noise_rng, cfg.kind, b, cfg.latent);
+        let losses = if let Some(counts) = self.cells.counts {
+            counts.gather_rows_into(&self.rows, &mut self.count_batch);
+            net.train_step_nb(ws, &self.batch, &self.count_batch, &noise, s)
+        } else if self.unfused_output {
+            let losses = net.forward(ws, &self.batch, &noise, s);
+            net.backward(ws, &self.batch, s);
+            losses
+        } else {
+            net.train_step(ws, &self.batch, &noise, s)
+        };
+        if !losses.total.is_finite() {
+            return Err("the loss".into());
+        }
+        net.update_batchnorm(ws);
+        self.adam.step(net).map_err(|bad| {
+            format!(
+                "parameter tensor '{}' after the Adam update",
+                net.state_dict()[bad.tensor].0
+            )
+        })?;
+        Ok(losses)
+    }
 }
 
 /// Writes `loss.csv`: `epoch,loss,recon,kl,recon_per_entry,val_loss,dec,seconds`
@@ -458,9 +577,7 @@ mod tests {
                 val_fraction,
                 ..TrainOptions::default()
             };
-            let r = train(&mut net, &x, &opts, &mut Progress::quiet()).unwrap();
-            assert_eq!(net.kl_weight, cfg.beta);
-            r
+            train(&mut net, &x, &opts, &mut Progress::quiet()).unwrap()
         };
         let plain = run(0, 0.0);
         assert!(plain.iter().all(|r| r.val_loss.is_none()));

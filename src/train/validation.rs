@@ -12,7 +12,7 @@
 
 use crate::csr::Csr;
 use crate::engine::rng::{stream, substream, Stream};
-use crate::models::{Network, Noise};
+use crate::models::{Network, Noise, Schedule};
 use rand::seq::SliceRandom;
 
 /// Seed of the split and of the validation noise, the same for every run.
@@ -37,48 +37,50 @@ pub fn split(n: usize, fraction: f64) -> Split {
     Split { train, val }
 }
 
-/// The held-out cells with their fixed noise.
+/// The held-out cells (rows of the training input, by index) with their fixed noise.
 pub struct HeldOut {
-    pub x: Csr<f32>,
-    /// Their raw counts, for the NB likelihood.
-    pub counts: Option<Csr<f32>>,
+    pub rows: Vec<usize>,
     noise: Noise<f32>,
 }
 
 impl HeldOut {
-    /// The rows `val` of `x` (and of `counts`), and one noise draw for them.
-    pub fn new(x: &Csr<f32>, counts: Option<&Csr<f32>>, val: &[usize], net: &Network<f32>) -> Self {
+    /// The held-out `rows` and one noise draw for them.
+    pub fn new(rows: Vec<usize>, net: &Network<f32>) -> Self {
         let cfg = &net.config;
         // Sub-stream 1: the split itself uses sub-stream 0.
         let mut rng = substream(SPLIT_SEED, Stream::Validation, 1);
-        let noise = Noise::draw(&mut rng, cfg.kind, val.len(), cfg.latent);
-        HeldOut {
-            x: x.select_rows(val),
-            counts: counts.map(|c| c.select_rows(val)),
-            noise,
-        }
+        let noise = Noise::draw(&mut rng, cfg.kind, rows.len(), cfg.latent);
+        HeldOut { rows, noise }
     }
 
-    /// `recon + KL` per held-out cell, evaluated in batches of `batch` cells with the VSC
-    /// sharpness `c`.
-    pub fn loss(&self, net: &Network<f32>, batch: usize, c: f64) -> f64 {
-        let n = self.x.n_rows;
+    /// `recon + KL` per held-out cell (rows of `x`, and of `counts` for the NB likelihood),
+    /// evaluated in batches of `batch` cells with the VSC sharpness of `s` (its KL weight
+    /// is not used: the KL counts fully).
+    pub fn loss(
+        &self,
+        net: &Network<f32>,
+        x: &Csr<f32>,
+        counts: Option<&Csr<f32>>,
+        batch: usize,
+        s: Schedule,
+    ) -> f64 {
+        let n = self.rows.len();
         let b_max = batch.min(n).max(1);
         let mut ws = net.workspace(b_max, true);
-        let mut rows = Csr::with_cols(self.x.n_cols);
-        let mut count_rows = Csr::with_cols(self.x.n_cols);
+        let mut rows = Csr::with_cols(x.n_cols);
+        let mut count_rows = Csr::with_cols(x.n_cols);
         let (mut recon, mut kl) = (0.0f64, 0.0f64);
         for start in (0..n).step_by(b_max) {
             let end = (start + b_max).min(n);
-            let idx: Vec<usize> = (start..end).collect();
-            self.x.gather_rows_into(&idx, &mut rows);
+            let idx = &self.rows[start..end];
+            x.gather_rows_into(idx, &mut rows);
             let noise = self.noise.rows(start, end);
-            let l = match &self.counts {
+            let l = match counts {
                 Some(counts) => {
-                    counts.gather_rows_into(&idx, &mut count_rows);
-                    net.forward_nb(&mut ws, &rows, &count_rows, &noise, c)
+                    counts.gather_rows_into(idx, &mut count_rows);
+                    net.forward_nb(&mut ws, &rows, &count_rows, &noise, s)
                 }
-                None => net.forward(&mut ws, &rows, &noise, c),
+                None => net.forward(&mut ws, &rows, &noise, s),
             };
             let undo = 1.0 / net.config.reduction.factor(end - start);
             recon += l.recon * undo;
