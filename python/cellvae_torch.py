@@ -24,12 +24,18 @@ import torch.nn as nn
 class Net(nn.Module):
     def __init__(self, kind, genes, trunk=(128, 32), head_hidden=16, latent=6, decoder=(16, 32, 128),
                  first_act="none", code_act="relu", beta=2.0, c=50.0, alpha=0.5, reduction="mean",
-                 batchnorm=False, nb=False, dec_clusters=0):
+                 batchnorm=False, nb=False, dec_clusters=0, dropout=0.0, n_batches=0,
+                 encode_batch=False, dispersion="gene"):
         super().__init__()
         self.kind, self.beta, self.c, self.alpha, self.reduction = kind, beta, c, alpha, reduction
-        self.first_act, self.code_act = first_act, code_act
+        self.first_act, self.code_act, self.dropout = first_act, code_act, dropout
+        # Batch conditioning: each decoder layer (and with encode_batch each encoder layer)
+        # reads [input, one-hot batch]; its weight has a column per batch after the input's.
+        self.n_batches = n_batches
+        enc = n_batches if (n_batches and encode_batch) else 0
+        self.enc_cov, self.dec_cov = enc, n_batches
         widths = [genes] + list(trunk)
-        self.encoder = nn.ModuleList([nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:])])
+        self.encoder = nn.ModuleList([nn.Linear(a + enc, b) for a, b in zip(widths[:-1], widths[1:])])
         heads = {"ae": ["z"], "vae": ["mu", "logvar"], "vsc": ["mu", "logvar", "spike"]}[kind]
         self.heads = nn.ModuleDict()
         for h in heads:
@@ -39,34 +45,53 @@ class Net(nn.Module):
             m.out = nn.Linear(head_hidden or widths[-1], latent)
             self.heads[h] = m
         dw = [latent] + list(decoder) + [genes]
-        self.decoder = nn.ModuleList([nn.Linear(a, b) for a, b in zip(dw[:-1], dw[1:])])
+        self.decoder = nn.ModuleList([nn.Linear(a + n_batches, b) for a, b in zip(dw[:-1], dw[1:])])
         # --batchnorm: one BatchNorm1d after each hidden layer (cellvae's names norm.encoder.i,
-        # norm.decoder.i; scVI's momentum and eps). --likelihood nb: px_r. --dec: dec.centroids.
+        # norm.decoder.i; scVI's momentum and eps). --likelihood nb: px_r, (genes) or
+        # (batches, genes) with --dispersion gene-batch. --dec: dec.centroids.
         self.batchnorm = batchnorm
         if batchnorm:
             self.norm = nn.Module()
             bn = lambda w: nn.BatchNorm1d(w, eps=1e-3, momentum=0.01)
             self.norm.encoder = nn.ModuleList([bn(w) for w in trunk])
             self.norm.decoder = nn.ModuleList([bn(w) for w in decoder])
+        self.nb, self.gene_batch = nb, dispersion == "gene-batch"
         if nb:
-            self.px_r = nn.Parameter(torch.zeros(genes))
+            shape = (n_batches, genes) if self.gene_batch else (genes,)
+            self.px_r = nn.Parameter(torch.zeros(shape))
         if dec_clusters:
             self.dec = nn.Module()
             self.dec.centroids = nn.Parameter(torch.zeros(dec_clusters, latent))
         self.scaling = None  # (mean, sd, clip) from the checkpoint, applied by `encode`
 
-    def trunk_forward(self, x):
-        """The encoder trunk in evaluation mode (BatchNorm from its running statistics)."""
-        h = self.encoder[0](x)
+    def with_batch(self, h, onehot, width):
+        """[h, one-hot batch] for a layer that reads `width` covariate columns."""
+        return torch.cat([h, onehot], dim=1) if width else h
+
+    def hidden(self, h, norm, act, mask):
+        """After a hidden layer's linear map: BatchNorm, the activation, dropout (a given mask)."""
         if self.batchnorm:
-            h = self.norm.encoder[0](h)
-        if self.first_act == "relu":
+            h = norm(h)
+        if act == "relu":
             h = torch.relu(h)
-        for i, layer in enumerate(self.encoder[1:], start=1):
-            h = layer(h)
+        if mask is not None:
+            h = h * mask
+        return h
+
+    def trunk_forward(self, x, batch=None):
+        """The encoder trunk in evaluation mode (BatchNorm from its running statistics)."""
+        onehot = None
+        if self.enc_cov:
+            if batch is None:
+                raise ValueError("this encoder reads each cell's batch: pass batch=")
+            onehot = torch.nn.functional.one_hot(batch, self.n_batches).to(x.dtype)
+        h = x
+        for i, layer in enumerate(self.encoder):
+            h = layer(self.with_batch(h, onehot, self.enc_cov))
             if self.batchnorm:
                 h = self.norm.encoder[i](h)
-            h = torch.relu(h)
+            if i > 0 or self.first_act == "relu":
+                h = torch.relu(h)
         return h
 
     def head(self, name, h):
@@ -78,12 +103,21 @@ class Net(nn.Module):
             out = torch.relu(out)
         return out
 
-    def forward(self, x, eps=None, eta=None):
-        h = self.encoder[0](x)
-        if self.first_act == "relu":
-            h = torch.relu(h)
-        for layer in self.encoder[1:]:
-            h = torch.relu(layer(h))
+    def forward(self, x, eps=None, eta=None, batch=None, masks=None, counts=None):
+        """One training step's loss terms `(total, recon, kl)` on the batch `x` (cells x genes),
+        with the sampling noise `eps`, `eta`; `batch`: each cell's batch (conditional models);
+        `masks`: the dropout mask of each hidden position (encoder layers, then decoder
+        layers but the output), as cellvae draws them; `counts`: the NB likelihood's target.
+        BatchNorm uses the batch's statistics when the module is in training mode."""
+        onehot = None
+        if self.n_batches:
+            onehot = torch.nn.functional.one_hot(batch, self.n_batches).to(x.dtype)
+        masks = masks or [None] * (len(self.encoder) + len(self.decoder) - 1)
+        norms = (list(self.norm.encoder) + list(self.norm.decoder)) if self.batchnorm else [None] * len(masks)
+        h = x
+        for i, layer in enumerate(self.encoder):
+            act = self.first_act if i == 0 else "relu"
+            h = self.hidden(layer(self.with_batch(h, onehot, self.enc_cov)), norms[i], act, masks[i])
         kl = torch.zeros((), dtype=x.dtype)
         if self.kind == "ae":
             z = self.head("z", h)
@@ -106,25 +140,41 @@ class Net(nn.Module):
                 a = self.alpha
                 kl = (-0.5 * torch.sum(gt * (1 + logvar - mu.pow(2) - logvar.exp()))
                       + torch.sum((1 - gt) * torch.log((1 - gt) / (1 - a)) + gt * torch.log(gt / a)))
-        for layer in self.decoder[:-1]:
-            z = torch.relu(layer(z))
-        xhat = self.decoder[-1](z)
-        recon = torch.sum((xhat - x) ** 2)
+        e = len(self.encoder)
+        for k, layer in enumerate(self.decoder[:-1]):
+            z = self.hidden(layer(self.with_batch(z, onehot, self.dec_cov)), norms[e + k], "relu", masks[e + k])
+        out = self.decoder[-1](self.with_batch(z, onehot, self.dec_cov))
+        if self.nb:
+            recon = -torch.sum(self.nb_log_likelihood(out, counts, batch))
+        else:
+            recon = torch.sum((out - x) ** 2)
         scale = 1.0 / x.shape[0] if self.reduction == "mean" else 1.0
         recon, kl = recon * scale, kl * scale
         return recon + self.beta * kl, recon, kl
 
+    def nb_log_likelihood(self, logits, counts, batch):
+        """Per cell and gene, log NB(counts | mu = L softmax(logits), theta = exp(px_r)), L the
+        cell's total count (cellvae's engine::nb)."""
+        library = counts.sum(dim=1, keepdim=True)
+        mu = library * torch.softmax(logits, dim=1)
+        r = self.px_r[batch] if self.gene_batch else self.px_r
+        theta = torch.exp(r)
+        log_theta_mu = torch.log(theta + mu)
+        return (torch.lgamma(counts + theta) - torch.lgamma(theta) - torch.lgamma(counts + 1)
+                + theta * (r - log_theta_mu) + counts * (torch.log(mu) - log_theta_mu))
 
     @torch.no_grad()
-    def encode(self, x, gamma=False, sample_noise=None):
+    def encode(self, x, gamma=False, sample_noise=None, batch=None):
         """The codes cellvae writes: AE z, beta-VAE mu, beta-VSC mu (the slab mean), then the
         spike probabilities gamma = exp(min(s_pre, 0)) when `gamma` is set (VSC). A `seed-code`
         VAE's codes are a sample mu + eps * exp(logvar / 2): pass `sample_noise` (eps) for them.
-        A model trained with --scale gets the checkpoint's per-gene scaling applied to `x` first."""
+        A model trained with --scale gets the checkpoint's per-gene scaling applied to `x` first.
+        A model whose encoder reads the batch (--encode-batch) needs `batch`, each cell's index
+        into meta["batch_names"]."""
         if self.scaling is not None:
             mean, sd, clip = self.scaling
             x = torch.clamp((x - mean) / sd, -clip, clip)
-        h = self.trunk_forward(x)
+        h = self.trunk_forward(x, batch)
         if self.kind == "ae":
             return self.head("z", h)
         mu = self.head("mu", h)
@@ -143,7 +193,9 @@ def from_config(cfg, genes):
                beta=cfg["beta"] if cfg["model"] != "ae" else 0.0, c=cfg["vsc_c"],
                alpha=cfg["vsc_alpha"], reduction=cfg["reduction"],
                batchnorm=cfg.get("batchnorm", False), nb=cfg.get("likelihood") == "nb",
-               dec_clusters=cfg.get("dec_clusters", 0))
+               dec_clusters=cfg.get("dec_clusters", 0), dropout=cfg.get("dropout", 0.0),
+               n_batches=cfg.get("n_batches", 0), encode_batch=cfg.get("encode_batch", False),
+               dispersion=cfg.get("dispersion", "gene"))
 
 
 def load(path, dtype=torch.float32):
@@ -157,7 +209,7 @@ def load(path, dtype=torch.float32):
     if raw.get("format") != "cellvae-checkpoint-1":
         raise ValueError(f"{path}: not a cellvae checkpoint")
     meta = dict(raw)
-    for key in ["config", "gene_ids", "gene_names"]:
+    for key in ["config", "gene_ids", "gene_names"] + (["batch_names"] if "batch_names" in raw else []):
         meta[key] = json.loads(raw[key])
     state = {k: v.to(dtype) for k, v in load_file(path).items()}
     net = from_config(meta["config"], len(meta["gene_ids"])).to(dtype)

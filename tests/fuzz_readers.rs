@@ -134,6 +134,7 @@ fn mutated_checkpoints_never_panic() {
         batch_size: 8,
         lr: 1e-3,
         scaling: None,
+        batch_names: None,
     };
     let bytes = to_bytes(&net, &meta);
     let mut rng = stream(99, Stream::Init);

@@ -46,7 +46,7 @@ fn export_parity_fixtures() {
         }
         // The codes of the batch, and the model as a real checkpoint: the documented PyTorch
         // loader must turn the one into the other.
-        let codes = cellvae::models::codes::extract(&net, &batch, 12, true);
+        let codes = cellvae::models::codes::extract(&net, &batch, None, 12, true);
         tensors.push((
             "codes".into(),
             vec![rows.len(), codes.values.ncols()],
@@ -62,6 +62,7 @@ fn export_parity_fixtures() {
             batch_size: rows.len(),
             lr: 1e-3,
             scaling: None,
+            batch_names: None,
         };
         checkpoint::save(
             &dir.join(format!("{}_model.safetensors", kind.name())),

@@ -49,6 +49,7 @@ fn parity_pytorch_nb() {
         logits.view(),
         &counts,
         &r,
+        None,
         Reduction::Mean,
         Some(NbGrads {
             dlogits: dh.view_mut(),
@@ -64,7 +65,7 @@ fn parity_pytorch_nb() {
     );
     assert!(e_loss < 1e-10 && e_h < 1e-10 && e_r < 1e-10);
     assert_eq!(
-        forward(logits.view(), &counts, &r, Reduction::Mean),
+        forward(logits.view(), &counts, &r, None, Reduction::Mean),
         ours,
         "forward alone gives the same loss"
     );

@@ -120,12 +120,22 @@ pub fn matched_accuracy(truth: &[usize], pred: &[usize]) -> f64 {
 /// Mean silhouette of `labels` for the rows of `x`.
 pub fn silhouette(x: &Array2<f64>, labels: &[usize]) -> f64 {
     let n = x.nrows();
+    if sizes(labels).iter().filter(|&&c| c > 0).count() < 2 {
+        return 0.0;
+    }
+    silhouette_samples(x, labels).iter().sum::<f64>() / n as f64
+}
+
+/// Each row's silhouette under `labels` (scikit-learn's `silhouette_samples`): 0 for a row
+/// alone in its label; all 0 when fewer than two labels are present.
+pub fn silhouette_samples(x: &Array2<f64>, labels: &[usize]) -> Vec<f64> {
+    let n = x.nrows();
     assert_eq!(labels.len(), n);
     let count = sizes(labels);
     if count.iter().filter(|&&c| c > 0).count() < 2 {
-        return 0.0;
+        return vec![0.0; n];
     }
-    let per_cell: Vec<f64> = (0..n)
+    (0..n)
         .into_par_iter()
         .map(|i| {
             let mut sum = vec![0.0f64; count.len()];
@@ -151,8 +161,7 @@ pub fn silhouette(x: &Array2<f64>, labels: &[usize]) -> f64 {
                 .fold(f64::INFINITY, f64::min);
             (b - a) / a.max(b)
         })
-        .collect();
-    per_cell.iter().sum::<f64>() / n as f64
+        .collect()
 }
 
 /// Threshold of [`active_units`] on a dimension's variance across cells.

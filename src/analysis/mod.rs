@@ -1,5 +1,7 @@
 //! Evaluation: the PCA baseline, t-SNE, UMAP, k-means and Leiden, and the clustering scores.
 
+pub mod harmony;
+pub mod integration;
 pub mod kmeans;
 pub mod label_scores;
 pub mod leiden;

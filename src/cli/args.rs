@@ -2,12 +2,13 @@
 //! takes, and the model flags (each preset value can be overridden).
 
 use crate::engine::{Activation, Reduction};
-use crate::models::{Likelihood, ModelConfig, ModelKind, Preset};
+use crate::io::BatchSource;
+use crate::models::{DispersionKind, Likelihood, ModelConfig, ModelKind, Preset};
 use crate::preprocess::{HvgFlavor, Normalize, PrepOptions, QcMode, QcThresholds};
 use crate::train::TrainOptions;
 use clap::builder::PossibleValue;
 use clap::{Args, ValueEnum};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The dataset shipped with cellvae, the default input.
 pub const DEFAULT_DATA: &str = "data/pbmc3k";
@@ -38,9 +39,17 @@ impl ValueEnum for Reduction {
 /// Input data and preprocessing. Unset values come from the preset.
 #[derive(Args, Clone, Debug)]
 pub struct DataArgs {
-    /// 10x directory, .mtx[.gz] file, .csv[.gz] matrix, AnnData .h5ad, or Cell Ranger .h5
+    /// 10x directory, .mtx[.gz] file, .csv[.gz] matrix, AnnData .h5ad, or Cell Ranger .h5;
+    /// given several times, the inputs are joined on their genes, each one batch named after
+    /// its file
     #[arg(long, default_value = DEFAULT_DATA)]
-    pub data: PathBuf,
+    pub data: Vec<PathBuf>,
+    /// .h5ad input: the obs column that holds each cell's batch
+    #[arg(long, value_name = "COLUMN", conflicts_with = "batches")]
+    pub batch_key: Option<String>,
+    /// CSV of barcode,batch for each cell (any input format)
+    #[arg(long, value_name = "FILE")]
+    pub batches: Option<PathBuf>,
     /// .h5ad input: read layers/NAME instead of X
     #[arg(long, value_name = "NAME")]
     pub layer: Option<String>,
@@ -86,6 +95,23 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
+    /// The first `--data` input (where labels inside the input are looked for).
+    pub fn first(&self) -> &std::path::Path {
+        self.data
+            .first()
+            .map_or(Path::new(DEFAULT_DATA), PathBuf::as_path)
+    }
+
+    /// The inputs as one dataset with their batches, and notes for the user.
+    pub fn read(&self) -> crate::Result<(crate::io::Dataset, Vec<String>)> {
+        let source = match (&self.batch_key, &self.batches) {
+            (Some(c), _) => BatchSource::ObsColumn(c.clone()),
+            (None, Some(p)) => BatchSource::Table(p.clone()),
+            (None, None) => BatchSource::None,
+        };
+        crate::io::read_inputs(&self.data, &self.read_options(), &source)
+    }
+
     /// How to read `--data`.
     pub fn read_options(&self) -> crate::io::ReadOptions {
         crate::io::ReadOptions {
@@ -244,6 +270,12 @@ pub struct ModelArgs {
     /// cells change cluster between epochs)
     #[arg(long, value_name = "EPOCHS", default_value_t = 50)]
     pub dec_epochs: usize,
+    /// With batches: the encoder reads each cell's batch too (the decoder always does)
+    #[arg(long)]
+    pub encode_batch: bool,
+    /// NB likelihood: one inverse dispersion per gene, or per gene and batch [default: gene]
+    #[arg(long, value_enum)]
+    pub dispersion: Option<DispersionKind>,
     /// Seed of every random stream (init, shuffles, noise, t-SNE, k-means)
     #[arg(long, default_value_t = crate::train::DEFAULT_SEED)]
     pub seed: u64,
@@ -299,6 +331,10 @@ impl ModelArgs {
         }
         if let Some(l) = self.likelihood {
             c.likelihood = l;
+        }
+        c.encode_batch = self.encode_batch;
+        if let Some(d) = self.dispersion {
+            c.dispersion = d;
         }
         c.validate()?;
         Ok(c)

@@ -9,7 +9,7 @@ use crate::analysis::umap::{umap as run_umap, UmapOptions};
 use crate::error::{Error, Result};
 use crate::io::align::{to_gene_order, GeneOrder};
 use crate::io::atomic::{ensure_dir, ensure_parent, write_atomic};
-use crate::io::{labels, read_dataset, table, tenx};
+use crate::io::{labels, table, tenx};
 use crate::models::codes;
 use crate::models::{ModelKind, Preset};
 use crate::preprocess::{prepare, PrepOptions, Prepared};
@@ -22,16 +22,17 @@ use std::path::{Path, PathBuf};
 
 /// Reads `--data` and prepares it as `opts` say, telling the user what was done.
 pub fn load_prepared(data: &DataArgs, opts: &PrepOptions, quiet: bool) -> Result<Prepared> {
-    let raw = read_dataset(&data.data, &data.read_options())?;
+    let (raw, read_notes) = data.read()?;
     let prep = prepare(raw, opts)?;
     if !quiet {
+        let inputs: Vec<String> = data.data.iter().map(|p| p.display().to_string()).collect();
         eprintln!(
             "read {}: {} cells × {} genes",
-            data.data.display(),
+            inputs.join(", "),
             prep.cells_in,
             prep.genes_in
         );
-        for n in &prep.notes {
+        for n in read_notes.iter().chain(&prep.notes) {
             eprintln!("{n}");
         }
     }
@@ -53,6 +54,9 @@ pub fn write_fitted(out: &Path, prep: &Prepared, f: &Fitted, topts: &TrainOption
         batch_size: topts.batch_size,
         lr: topts.lr,
         scaling: prep.scaling.clone(),
+        batch_names: (f.net.config.n_batches > 0)
+            .then(|| data.batches.as_ref().map(|b| b.names.clone()))
+            .flatten(),
     };
     checkpoint::save(&out.join("model.safetensors"), &f.net, &meta)?;
     training::write_loss_csv(&out.join("loss.csv"), &f.records)?;
@@ -118,10 +122,12 @@ pub fn train(
     out: &Path,
     quiet: bool,
 ) -> Result<()> {
-    let cfg = margs.config(kind)?;
+    let mut cfg = margs.config(kind)?;
     let topts = margs.train_options()?;
     ensure_dir(out)?;
     let prep = load_prepared(data, &data.prep_options(margs.preset)?, quiet)?;
+    let batches = prep.data.batches.as_ref();
+    cfg.condition_on_batches(batches.map_or(0, |b| b.n_batches()))?;
     let fitted = fit_network(
         &prep,
         cfg,
@@ -187,7 +193,13 @@ pub fn embed(
     if let Some(s) = &meta.scaling {
         x = s.apply(&x);
     }
-    let c = codes::extract(&net, &x, seed, gamma);
+    let batch = match &meta.batch_names {
+        Some(trained) if net.config.encoder_covariates() > 0 => {
+            Some(batch_ids_of(d, trained, ckpt)?)
+        }
+        _ => None,
+    };
+    let c = codes::extract(&net, &x, batch.as_deref(), seed, gamma);
     table::write(out, &c.columns, &d.barcodes, &c.values)?;
     eprintln!(
         "encoded {} cells with the {} model into {}",
@@ -196,6 +208,38 @@ pub fn embed(
         out.display()
     );
     Ok(())
+}
+
+/// Each cell's batch as the checkpoint numbers it (`trained`: its batches in code order), for
+/// an encoder that reads the batch: the data must name a batch for every cell, and a batch the
+/// model was not trained on is an error.
+fn batch_ids_of(d: &crate::io::Dataset, trained: &[String], ckpt: &Path) -> Result<Vec<u32>> {
+    let b = d.batches.as_ref().ok_or_else(|| {
+        Error::invalid(format!(
+            "{}'s encoder reads the batch: give each cell's with --batch-key or --batches \
+             (the model knows {})",
+            ckpt.display(),
+            trained.join(", ")
+        ))
+    })?;
+    let code: Vec<u32> = b
+        .names
+        .iter()
+        .map(|name| {
+            trained
+                .iter()
+                .position(|t| t == name)
+                .map(|p| p as u32)
+                .ok_or_else(|| {
+                    Error::data(format!(
+                        "batch '{name}' was not seen in training: {} knows only {}",
+                        ckpt.display(),
+                        trained.join(", ")
+                    ))
+                })
+        })
+        .collect::<Result<_>>()?;
+    Ok(b.ids.iter().map(|&i| code[i as usize]).collect())
 }
 
 /// Flags of `cellvae tsne`.

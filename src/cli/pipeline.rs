@@ -12,6 +12,7 @@ use crate::analysis::tsne::Method;
 use crate::error::{Error, Result};
 use crate::io::align::{cell_types, CellTypes};
 use crate::io::atomic::ensure_dir;
+use crate::io::labels::Labels;
 use crate::io::{h5, labels, Dataset};
 use crate::models::ModelKind;
 use crate::report::seeds;
@@ -102,17 +103,15 @@ impl RunArgs {
 }
 
 fn load_labels(a: &RunArgs, d: &Dataset, quiet: bool) -> Result<Option<CellTypes>> {
+    let first = a.data.first().to_path_buf();
     let (path, l) = match (&a.labels.labels, &a.labels.labels_from_obs) {
-        (_, Some(column)) => (
-            a.data.data.clone(),
-            h5::read_h5ad_labels(&a.data.data, column)?,
-        ),
+        (_, Some(column)) => (first, obs_labels(&a.data.data, d, column)?),
         (Some(p), None) => (
             p.clone(),
             labels::read(p, a.labels.label_column.as_deref())?,
         ),
-        (None, None) if a.data.data.is_dir() && a.data.data.join("labels.csv").is_file() => {
-            let p = a.data.data.join("labels.csv");
+        (None, None) if a.data.data.len() == 1 && first.join("labels.csv").is_file() => {
+            let p = first.join("labels.csv");
             let l = labels::read(&p, a.labels.label_column.as_deref())?;
             (p, l)
         }
@@ -138,6 +137,32 @@ fn load_labels(a: &RunArgs, d: &Dataset, quiet: bool) -> Result<Option<CellTypes
     Ok(Some(types))
 }
 
+/// The obs column `column` of every `.h5ad` input as labels of the data's cells (with
+/// several inputs, a barcode made unique by the join is looked up as `<barcode>-<batch>`).
+fn obs_labels(inputs: &[PathBuf], d: &Dataset, column: &str) -> Result<Labels> {
+    if inputs.len() == 1 {
+        return h5::read_h5ad_labels(&inputs[0], column);
+    }
+    let ours: std::collections::HashSet<&str> = d.barcodes.iter().map(String::as_str).collect();
+    let mut entries = Vec::new();
+    for input in inputs {
+        let batch = crate::io::batches::input_name(input);
+        for (barcode, label) in h5::read_h5ad_labels(input, column)?.entries {
+            let unique = format!("{barcode}-{batch}");
+            let name = if ours.contains(unique.as_str()) {
+                unique
+            } else {
+                barcode
+            };
+            entries.push((name, label));
+        }
+    }
+    Ok(Labels {
+        entries,
+        column: column.to_string(),
+    })
+}
+
 /// `cellvae run`.
 pub fn run(a: RunArgs, quiet: bool) -> Result<()> {
     let started = Instant::now();
@@ -145,7 +170,7 @@ pub fn run(a: RunArgs, quiet: bool) -> Result<()> {
     ensure_dir(&a.out)?;
     let prep = load_prepared(&a.data, &study.prep, quiet)?;
     let types = load_labels(&a, &prep.data, quiet)?;
-    let k = study.settle(prep.data.n_cells(), types.as_ref())?;
+    let k = study.settle(&prep.data, types.as_ref())?;
     let several = !a.seeds.is_empty();
     let seeds = if several {
         a.seeds.clone()

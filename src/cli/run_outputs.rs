@@ -141,7 +141,20 @@ fn write_embedding_figures(ctx: &RunContext<'_>, r: &ModelRun) -> Result<()> {
         &format!("{name}: 3-D t-SNE"),
         &e.tsne3d.coords,
         ct,
-    )
+    )?;
+    match ctx.prep.data.batches.as_ref().filter(|b| b.n_batches() > 1) {
+        Some(b) => {
+            let ids: Vec<Option<usize>> = b.ids.iter().map(|&i| Some(i as usize)).collect();
+            plots::batch_figure(
+                &dir.join("umap_batches.png"),
+                &format!("{name}: UMAP of the {width}-D codes, batches and cell types"),
+                &e.umap,
+                (&ids, &b.names),
+                ct,
+            )
+        }
+        None => Ok(()),
+    }
 }
 
 /// Marker genes written per cluster into `markers.csv`, and drawn per cluster in the dot plot.
@@ -263,6 +276,14 @@ pub(super) fn write_anndata(
             .map(|i| i.map(|i| t.names[i].clone()))
             .collect();
         obs.push(("labels".into(), Column::Categorical(labels)));
+    }
+    if let Some(b) = &d.batches {
+        let batch = b
+            .ids
+            .iter()
+            .map(|&i| Some(b.names[i as usize].clone()))
+            .collect();
+        obs.push(("batch".into(), Column::Categorical(batch)));
     }
     for m in models {
         if let Some(c) = &m.clusters {

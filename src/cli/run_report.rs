@@ -59,7 +59,13 @@ pub(super) fn write_run_outputs(
     let d = &prep.data;
     let report = ReportContext {
         command: &command,
-        data: &a.data.data.display().to_string(),
+        data: &a
+            .data
+            .data
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
         cells: d.n_cells(),
         genes: d.n_genes(),
         labelled: ctx.types.map_or(0, CellTypes::labelled),

@@ -34,6 +34,7 @@
 
 pub mod adam;
 pub mod batchnorm;
+pub mod covariates;
 pub mod dec;
 pub mod dense;
 pub mod dropout;

@@ -33,7 +33,7 @@
 use super::special::{digamma, ln_gamma};
 use super::{Reduction, Scalar};
 use crate::csr::Csr;
-use ndarray::{Array1, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
 /// Rows per parallel block.
@@ -42,19 +42,21 @@ pub const ROWS: usize = 8;
 /// Counts below this use the exact finite sums.
 const SUM_BELOW: f64 = 32.0;
 
-/// The per-gene log inverse dispersion `r` (scVI's `px_r`) and its gradient.
+/// The log inverse dispersion `r` (scVI's `px_r`) and its gradient: one row of `G` values
+/// per gene (`(1, G)`), or one row per batch (`(C, G)`, scVI's `gene-batch`), the row of
+/// each cell chosen by its batch.
 #[derive(Clone, Debug)]
 pub struct Dispersion<T> {
-    pub log_theta: Array1<T>,
-    pub dlog_theta: Array1<T>,
+    pub log_theta: Array2<T>,
+    pub dlog_theta: Array2<T>,
 }
 
 impl<T: Scalar> Dispersion<T> {
-    /// `r = 0` (θ = 1) for `genes` genes.
-    pub fn new(genes: usize) -> Self {
+    /// `r = 0` (θ = 1): `rows` rows (1, or the batches) of `genes` genes.
+    pub fn new(rows: usize, genes: usize) -> Self {
         Dispersion {
-            log_theta: Array1::zeros(genes),
-            dlog_theta: Array1::zeros(genes),
+            log_theta: Array2::zeros((rows, genes)),
+            dlog_theta: Array2::zeros((rows, genes)),
         }
     }
 
@@ -67,18 +69,20 @@ impl<T: Scalar> Dispersion<T> {
 pub struct NbGrads<'a, T> {
     /// `δh`, `(B, G)`, added to.
     pub dlogits: ArrayViewMut2<'a, T>,
-    /// `δr`, `(G)`, added to.
+    /// `δr`, `(R, G)` flat, added to.
     pub dlog_theta: &'a mut [T],
 }
 
-/// The reduced negative log-likelihood.
+/// The reduced negative log-likelihood. `log_theta` is `r`, `(R, G)` row-major; `rows`
+/// gives each cell's row of it (`None`: row 0 for every cell).
 pub fn forward<T: Scalar>(
     logits: ArrayView2<'_, T>,
     counts: &Csr<T>,
     log_theta: &[T],
+    rows: Option<&[u32]>,
     reduction: Reduction,
 ) -> f64 {
-    forward_backward(logits, counts, log_theta, reduction, None)
+    forward_backward(logits, counts, log_theta, rows, reduction, None)
 }
 
 /// The reduced negative log-likelihood, and with `grads` its gradients added into them.
@@ -86,6 +90,7 @@ pub fn forward_backward<T: Scalar>(
     logits: ArrayView2<'_, T>,
     counts: &Csr<T>,
     log_theta: &[T],
+    rows: Option<&[u32]>,
     reduction: Reduction,
     grads: Option<NbGrads<'_, T>>,
 ) -> f64 {
@@ -95,16 +100,33 @@ pub fn forward_backward<T: Scalar>(
         (b, g),
         "counts match the logits"
     );
-    assert_eq!(log_theta.len(), g);
+    assert!(
+        g > 0 && log_theta.len().is_multiple_of(g),
+        "r holds whole rows of the genes"
+    );
+    if let Some(rows) = rows {
+        assert!(rows.len() >= b, "a dispersion row per cell");
+        assert!(
+            rows[..b]
+                .iter()
+                .all(|&r| (r as usize) < log_theta.len() / g),
+            "dispersion row out of range"
+        );
+    }
     let scale = reduction.factor(b);
     let r: Vec<f64> = log_theta.iter().map(|v| v.to_f64()).collect();
-    // θ = eʳ once per gene, not once per cell and gene.
+    // θ = eʳ once per gene (and row), not once per cell and gene.
     let theta: Vec<f64> = r.iter().map(|r| r.exp()).collect();
-    let genes = (&r[..], &theta[..]);
+    let genes = Genes {
+        r: &r,
+        theta: &theta,
+        g,
+        rows,
+    };
     let blocks: Vec<(f64, Vec<f64>)> = match grads {
         None => (0..b.div_ceil(ROWS))
             .into_par_iter()
-            .map(|k| block(logits, counts, genes, k * ROWS, None))
+            .map(|k| block(logits, counts, &genes, k * ROWS, None))
             .collect(),
         Some(NbGrads {
             mut dlogits,
@@ -114,9 +136,9 @@ pub fn forward_backward<T: Scalar>(
                 .axis_chunks_iter_mut(Axis(0), ROWS)
                 .into_par_iter()
                 .enumerate()
-                .map(|(k, rows)| block(logits, counts, genes, k * ROWS, Some((rows, scale))))
+                .map(|(k, rows)| block(logits, counts, &genes, k * ROWS, Some((rows, scale))))
                 .collect();
-            let mut dr = vec![0.0f64; g];
+            let mut dr = vec![0.0f64; r.len()];
             for (_, part) in &out {
                 for (acc, v) in dr.iter_mut().zip(part) {
                     *acc += v;
@@ -131,22 +153,30 @@ pub fn forward_backward<T: Scalar>(
     -scale * blocks.iter().map(|(l, _)| l).sum::<f64>()
 }
 
+/// Every gene's `r` and `θ = eʳ`, `(R, G)` row-major, and each cell's row.
+struct Genes<'a> {
+    r: &'a [f64],
+    theta: &'a [f64],
+    g: usize,
+    rows: Option<&'a [u32]>,
+}
+
 /// Rows `start..start + ROWS` (or fewer at the end): `Σ ℓ` over them and, with `dh`, `Σ_i
-/// ∂ℓ/∂r` over them (`dh` rows get `−scale·∂ℓ/∂h` added). `(r, θ)`: each gene's `r` and `eʳ`.
+/// ∂ℓ/∂r` over them, `(R, G)` flat (`dh` rows get `−scale·∂ℓ/∂h` added).
 fn block<T: Scalar>(
     logits: ArrayView2<'_, T>,
     counts: &Csr<T>,
-    (r, theta): (&[f64], &[f64]),
+    genes: &Genes<'_>,
     start: usize,
     mut dh: Option<(ArrayViewMut2<'_, T>, f64)>,
 ) -> (f64, Vec<f64>) {
-    let g = r.len();
+    let g = genes.g;
     let end = (start + ROWS).min(logits.nrows());
     let mut x = vec![0.0f64; g];
     let mut a = vec![0.0f64; g];
     let mut rho = vec![0.0f64; g];
-    let mut dr = if dh.is_some() {
-        vec![0.0f64; g]
+    let mut dr_all = if dh.is_some() {
+        vec![0.0f64; genes.r.len()]
     } else {
         Vec::new()
     };
@@ -160,6 +190,17 @@ fn block<T: Scalar>(
         for (&j, &v) in idx.iter().zip(vals) {
             x[j as usize] = v.to_f64();
         }
+        // This cell's row of r, θ and δr.
+        let row = genes.rows.map_or(0, |rows| rows[i] as usize);
+        let (r, theta) = (
+            &genes.r[row * g..(row + 1) * g],
+            &genes.theta[row * g..(row + 1) * g],
+        );
+        let dr: &mut [f64] = if dr_all.is_empty() {
+            &mut []
+        } else {
+            &mut dr_all[row * g..(row + 1) * g]
+        };
         let h = logits.row(i);
         let max = h.iter().fold(f64::NEG_INFINITY, |m, v| m.max(v.to_f64()));
         let lse = max + h.iter().map(|v| (v.to_f64() - max).exp()).sum::<f64>().ln();
@@ -197,7 +238,7 @@ fn block<T: Scalar>(
             x[j as usize] = 0.0;
         }
     }
-    (total, dr)
+    (total, dr_all)
 }
 
 /// `(lgamma(x+θ) − lgamma(θ), ψ(x+θ) − ψ(θ))` for a count `x > 0` (the second only when
@@ -314,6 +355,7 @@ mod tests {
                     logits.view(),
                     &counts,
                     &r,
+                    None,
                     reduction,
                     Some(NbGrads {
                         dlogits: dh.view_mut(),
@@ -327,7 +369,7 @@ mod tests {
                     |_| STEP,
                     |v| {
                         h.as_slice_mut().unwrap().copy_from_slice(v);
-                        forward(h.view(), &counts, &r, reduction)
+                        forward(h.view(), &counts, &r, None, reduction)
                     },
                 );
                 let mut rr = r.clone();
@@ -337,7 +379,7 @@ mod tests {
                     |_| STEP,
                     |v| {
                         rr.copy_from_slice(v);
-                        forward(logits.view(), &counts, &rr, reduction)
+                        forward(logits.view(), &counts, &rr, None, reduction)
                     },
                 );
                 assert!(err_h < TOLERANCE, "θ₀ e^{log_theta0}: δh {err_h:e}");
@@ -348,6 +390,46 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// One dispersion per gene and batch (`rows`): `δr` of each row against central
+    /// differences, and a row no cell uses gets none; with every cell on the same row the
+    /// loss is that of the per-gene dispersion.
+    #[test]
+    fn gradcheck_nb_per_batch() {
+        let (logits, counts) = case();
+        let (b, g) = logits.dim();
+        let rows: Vec<u32> = (0..b).map(|i| [0, 2, 0, 2, 2, 0][i % 6]).collect();
+        let r: Vec<f64> = (0..3 * g).map(|k| -1.0 + 0.07 * k as f64).collect();
+        let mut dh = Array2::zeros(logits.raw_dim());
+        let mut dr = vec![0.0; 3 * g];
+        forward_backward(
+            logits.view(),
+            &counts,
+            &r,
+            Some(&rows),
+            Reduction::Mean,
+            Some(NbGrads {
+                dlogits: dh.view_mut(),
+                dlog_theta: &mut dr,
+            }),
+        );
+        let mut rr = r.clone();
+        let err_r = check_slice(
+            &mut r.clone(),
+            &dr,
+            |_| STEP,
+            |v| {
+                rr.copy_from_slice(v);
+                forward(logits.view(), &counts, &rr, Some(&rows), Reduction::Mean)
+            },
+        );
+        assert!(err_r < TOLERANCE, "δr {err_r:e}");
+        assert!(dr[g..2 * g].iter().all(|&v| v == 0.0), "row 1 is unused");
+        let same = vec![2u32; b];
+        let per_gene = forward(logits.view(), &counts, &r[2 * g..], None, Reduction::Mean);
+        let per_row = forward(logits.view(), &counts, &r, Some(&same), Reduction::Mean);
+        assert_eq!(per_gene, per_row);
     }
 
     /// The loss is the NB negative log-likelihood: for one entry it equals the textbook
@@ -363,6 +445,7 @@ mod tests {
             logits.view(),
             &counts,
             &[theta.ln(), theta.ln()],
+            None,
             Reduction::Sum,
         );
         let mu = 4.0f64;

@@ -34,6 +34,10 @@ pub enum Stream {
     Leiden = 10,
     /// Dropout masks.
     Dropout = 11,
+    /// Harmony's start cells and clustering orders.
+    Harmony = 12,
+    /// The integration scores' sampled cells.
+    Integration = 13,
 }
 
 /// The generator for `which` under the user's `seed`.

@@ -141,6 +141,7 @@ mod tests {
             gene_ids: strings(ids),
             gene_names: strings(names),
             has_gene_ids: has_ids,
+            batches: None,
         }
     }
 

@@ -78,5 +78,6 @@ pub fn read(path: &Path, transpose: bool) -> Result<Dataset> {
         gene_ids: genes.clone(),
         gene_names: genes,
         has_gene_ids: false,
+        batches: None,
     })
 }

@@ -409,6 +409,7 @@ pub fn read_h5ad(path: &Path, opts: &H5adOptions) -> Result<Dataset> {
         has_gene_ids: gene_ids.is_some(),
         gene_ids: gene_ids.unwrap_or_else(|| gene_names.clone()),
         gene_names,
+        batches: None,
     })
 }
 
@@ -541,5 +542,6 @@ pub fn read_10x_h5(path: &Path) -> Result<Dataset> {
         gene_ids: keep.iter().map(|&g| ids[g].clone()).collect(),
         gene_names: keep.iter().map(|&g| names[g].clone()).collect(),
         has_gene_ids: true,
+        batches: None,
     })
 }

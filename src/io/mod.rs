@@ -6,6 +6,7 @@
 
 pub mod align;
 pub mod atomic;
+pub mod batches;
 pub mod csv_matrix;
 pub mod h5;
 pub mod h5ad_write;
@@ -33,6 +34,8 @@ pub struct Dataset {
     pub gene_names: Vec<String>,
     /// Whether the input carried separate gene IDs (10x genes/features files with 2+ columns).
     pub has_gene_ids: bool,
+    /// The batch of each cell, when the run was given batches.
+    pub batches: Option<batches::CellBatches>,
 }
 
 impl Dataset {
@@ -94,6 +97,75 @@ pub fn read_dataset(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
             "unrecognised input: expected a 10x directory, a .mtx[.gz] file, a .csv[.gz] matrix, an .h5ad or a 10x .h5 file",
         ))
     }
+}
+
+/// Where each cell's batch comes from.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum BatchSource {
+    /// No batches (or, with several inputs, one batch per input).
+    #[default]
+    None,
+    /// An `.h5ad` obs column.
+    ObsColumn(String),
+    /// A `barcode,batch` CSV (the batch in its second column).
+    Table(std::path::PathBuf),
+}
+
+/// Reads every input ([`read_dataset`]) as one dataset, with the batches `source` names:
+/// several inputs are joined, each one batch ([`batches::join_inputs`]). Returns notes for
+/// the user.
+pub fn read_inputs(
+    paths: &[std::path::PathBuf],
+    opts: &ReadOptions,
+    source: &BatchSource,
+) -> Result<(Dataset, Vec<String>)> {
+    let Some(first) = paths.first() else {
+        return Err(Error::invalid("no input: give --data"));
+    };
+    let (mut d, mut notes) = if paths.len() == 1 {
+        (read_dataset(first, opts)?, Vec::new())
+    } else {
+        if *source != BatchSource::None {
+            return Err(Error::invalid(
+                "several --data inputs are one batch each: --batch-key and --batches cannot \
+                 be given with them",
+            ));
+        }
+        let inputs = paths
+            .iter()
+            .map(|p| Ok((p.clone(), read_dataset(p, opts)?)))
+            .collect::<Result<Vec<_>>>()?;
+        batches::join_inputs(inputs)?
+    };
+    match source {
+        BatchSource::None => {}
+        BatchSource::ObsColumn(column) => {
+            if !is_h5ad(first) {
+                return Err(Error::invalid(format!(
+                    "--batch-key reads an .h5ad obs column, but {} is not an .h5ad \
+                     (use --batches FILE for other formats)",
+                    first.display()
+                )));
+            }
+            let l = h5::read_h5ad_labels(first, column)?;
+            d.batches = Some(batches::CellBatches::from_labels(&l, &d.barcodes, first)?);
+        }
+        BatchSource::Table(path) => {
+            let l = labels::read(path, None)?;
+            d.batches = Some(batches::CellBatches::from_labels(&l, &d.barcodes, path)?);
+        }
+    }
+    if let Some(b) = &d.batches {
+        notes.push(b.describe());
+    }
+    Ok((d, notes))
+}
+
+/// Whether `path` names an AnnData file.
+pub fn is_h5ad(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("h5ad"))
 }
 
 /// Opens a file for buffered reading, decompressing it when it starts with the gzip magic bytes.

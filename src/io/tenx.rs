@@ -60,6 +60,7 @@ fn read_with_siblings(matrix: &Path, dir: &Path) -> Result<Dataset> {
         gene_ids,
         gene_names,
         has_gene_ids,
+        batches: None,
     })
 }
 
@@ -187,5 +188,6 @@ pub fn from_dense(
         gene_ids: genes.clone(),
         gene_names: genes,
         has_gene_ids: false,
+        batches: None,
     }
 }

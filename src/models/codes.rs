@@ -24,8 +24,23 @@ pub struct Codes {
     pub values: Array2<f64>,
 }
 
-/// Encodes every row of `x`. `seed` drives the sample of `seed-code` VAE codes.
-pub fn extract<T: Scalar>(net: &Network<T>, x: &Csr<T>, seed: u64, with_gamma: bool) -> Codes {
+/// Encodes every row of `x` (`batch`: each row's batch, which an encoder conditioned on the
+/// batch reads). `seed` drives the sample of `seed-code` VAE codes.
+///
+/// # Panics
+/// When the encoder reads the batch and `batch` is `None`.
+pub fn extract<T: Scalar>(
+    net: &Network<T>,
+    x: &Csr<T>,
+    batch: Option<&[u32]>,
+    seed: u64,
+    with_gamma: bool,
+) -> Codes {
+    let batch_ids = match (net.config.encoder_covariates(), batch) {
+        (0, _) => None,
+        (_, Some(b)) => Some(b),
+        (_, None) => panic!("the encoder reads the batch: give each cell's"),
+    };
     let l = net.config.latent;
     let with_gamma = with_gamma && net.config.kind == ModelKind::Vsc;
     let sample = net.config.kind == ModelKind::Vae && net.config.preset == Preset::SeedCode;
@@ -38,6 +53,9 @@ pub fn extract<T: Scalar>(net: &Network<T>, x: &Csr<T>, seed: u64, with_gamma: b
     for (start, chunk) in rows.chunks(BATCH).enumerate().map(|(i, c)| (i * BATCH, c)) {
         let b = chunk.len();
         x.gather_rows_into(chunk, &mut batch);
+        if let Some(ids) = batch_ids {
+            ws.set_batch(&ids[start..start + b]);
+        }
         net.encode(&mut ws, &batch);
         let head = |k: usize| ws.head_output(k, b).mapv(|v| v.to_f64());
         let mu = head(0);

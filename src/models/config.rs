@@ -76,6 +76,31 @@ impl Likelihood {
     }
 }
 
+/// How the NB decoder's inverse dispersion `θ` is shared (scVI's `dispersion`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum DispersionKind {
+    /// One θ per gene
+    Gene,
+    /// One θ per gene and batch
+    GeneBatch,
+}
+
+impl DispersionKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            DispersionKind::Gene => "gene",
+            DispersionKind::GeneBatch => "gene-batch",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [DispersionKind::Gene, DispersionKind::GeneBatch]
+            .into_iter()
+            .find(|d| d.name() == s)
+    }
+}
+
 /// Everything that defines a network and its loss.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelConfig {
@@ -111,6 +136,13 @@ pub struct ModelConfig {
     pub batchnorm: bool,
     /// Dropout probability after the same layers (0: none).
     pub dropout: f64,
+    /// Batches the network is conditioned on: every decoder layer reads the batch's one-hot
+    /// code beside its input ([`crate::engine::covariates`]). 0: not conditional.
+    pub n_batches: usize,
+    /// The encoder's layers read the batch's code too (with `n_batches > 0`).
+    pub encode_batch: bool,
+    /// The NB likelihood's θ per gene, or per gene and batch.
+    pub dispersion: DispersionKind,
 }
 
 impl ModelConfig {
@@ -154,9 +186,10 @@ impl ModelConfig {
     /// match the tensors in the file before allocating anything.
     pub fn param_count(&self, n_genes: usize) -> Option<usize> {
         let linear = |i: usize, o: usize| i.checked_mul(o)?.checked_add(o);
-        let mut total = linear(n_genes, *self.trunk.first()?)?;
+        let (enc, dec) = (self.encoder_covariates(), self.decoder_covariates());
+        let mut total = linear(n_genes.checked_add(enc)?, *self.trunk.first()?)?;
         for w in self.trunk.windows(2) {
-            total = total.checked_add(linear(w[0], w[1])?)?;
+            total = total.checked_add(linear(w[0] + enc, w[1])?)?;
         }
         let top = *self.trunk.last()?;
         let head = if self.head_hidden > 0 {
@@ -169,10 +202,10 @@ impl ModelConfig {
         widths.extend(&self.decoder);
         widths.push(n_genes);
         for w in widths.windows(2) {
-            total = total.checked_add(linear(w[0], w[1])?)?;
+            total = total.checked_add(linear(w[0].checked_add(dec)?, w[1])?)?;
         }
         if self.likelihood == Likelihood::Nb {
-            total = total.checked_add(n_genes)?;
+            total = total.checked_add(n_genes.checked_mul(self.dispersion_rows())?)?;
         }
         total = total.checked_add(self.dec_clusters.checked_mul(self.latent)?)?;
         if self.batchnorm {
@@ -181,6 +214,46 @@ impl ModelConfig {
             total = total.checked_add(hidden.checked_mul(4)?)?;
         }
         Some(total)
+    }
+
+    /// One-hot columns each decoder layer reads beside its input.
+    pub fn decoder_covariates(&self) -> usize {
+        self.n_batches
+    }
+
+    /// Conditions the network on the data's batches (`n` of them; under two, nothing to
+    /// condition on): an error when the encoder or the dispersion asks for batches that are
+    /// not there.
+    pub fn condition_on_batches(&mut self, n: usize) -> Result<()> {
+        if n >= 2 {
+            self.n_batches = n;
+            return Ok(());
+        }
+        self.n_batches = 0;
+        if self.encode_batch || self.dispersion != DispersionKind::Gene {
+            return Err(Error::invalid(
+                "--encode-batch and --dispersion gene-batch need two or more batches \
+                 (--batch-key, --batches or several --data)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// One-hot columns each encoder layer reads beside its input.
+    pub fn encoder_covariates(&self) -> usize {
+        if self.encode_batch {
+            self.n_batches
+        } else {
+            0
+        }
+    }
+
+    /// Rows of the NB dispersion: 1, or one per batch.
+    pub fn dispersion_rows(&self) -> usize {
+        match self.dispersion {
+            DispersionKind::Gene => 1,
+            DispersionKind::GeneBatch => self.n_batches.max(1),
+        }
     }
 
     /// Selection sharpness at `step` of `total` steps: constant, or 50 → 200 when scheduled.
@@ -194,7 +267,7 @@ impl ModelConfig {
 
     /// The configuration as JSON (checkpoint metadata, reports).
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "model": self.kind.name(),
             "preset": self.preset.name(),
             "latent": self.latent,
@@ -213,7 +286,14 @@ impl ModelConfig {
             "dec_weight": self.dec_weight,
             "batchnorm": self.batchnorm,
             "dropout": self.dropout,
-        })
+        });
+        // Written only for conditional models, so that other checkpoints keep their bytes.
+        if self.n_batches > 0 {
+            v["n_batches"] = self.n_batches.into();
+            v["encode_batch"] = self.encode_batch.into();
+            v["dispersion"] = self.dispersion.name().into();
+        }
+        v
     }
 
     /// Parses [`ModelConfig::to_json`].
@@ -250,6 +330,12 @@ impl ModelConfig {
             dec_weight: v.get("dec_weight").map_or(Some(0.0), |x| x.as_f64())?,
             batchnorm: v.get("batchnorm").map_or(Some(false), |x| x.as_bool())?,
             dropout: v.get("dropout").map_or(Some(0.0), |x| x.as_f64())?,
+            n_batches: v.get("n_batches").map_or(Some(0), |x| x.as_u64())? as usize,
+            encode_batch: v.get("encode_batch").map_or(Some(false), |x| x.as_bool())?,
+            dispersion: match s("dispersion") {
+                None => DispersionKind::Gene,
+                Some(d) => DispersionKind::parse(d)?,
+            },
         })
     }
 }
@@ -281,6 +367,10 @@ mod tests {
                 c.dec_weight = 0.1;
                 c.batchnorm = true;
                 c.dropout = 0.1;
+                assert_eq!(ModelConfig::from_json(&c.to_json()), Some(c.clone()));
+                c.n_batches = 3;
+                c.encode_batch = true;
+                c.dispersion = DispersionKind::GeneBatch;
                 assert_eq!(ModelConfig::from_json(&c.to_json()), Some(c.clone()));
             }
         }

@@ -11,7 +11,7 @@ pub mod params;
 pub mod preset;
 pub mod workspace;
 
-pub use config::{Likelihood, ModelConfig, ModelKind};
+pub use config::{DispersionKind, Likelihood, ModelConfig, ModelKind};
 pub use latent::Noise;
 pub use network::{Losses, Network, Schedule};
 pub use preset::Preset;

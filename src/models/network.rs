@@ -22,6 +22,7 @@ use super::latent::Noise;
 use super::workspace::{top, top_mut, Widths, Workspace};
 use crate::csr::Csr;
 use crate::engine::batchnorm::BatchNorm;
+use crate::engine::covariates;
 use crate::engine::dec::Centroids;
 use crate::engine::dense::Dense;
 use crate::engine::nb::Dispersion;
@@ -124,11 +125,13 @@ impl<T: Scalar> Network<T> {
             return Err(Error::invalid("the data have no genes"));
         }
         let rng = &mut stream(seed, Stream::Init);
-        let first = SparseDense::new(n_genes, config.trunk[0], rng);
+        // A conditional layer's weight has a column per batch beside its input's.
+        let (enc, dec) = (config.encoder_covariates(), config.decoder_covariates());
+        let first = SparseDense::new(n_genes + enc, config.trunk[0], rng);
         let trunk = config
             .trunk
             .windows(2)
-            .map(|w| Dense::new(w[0], w[1], rng))
+            .map(|w| Dense::new(w[0] + enc, w[1], rng))
             .collect();
         let top_width = *config.trunk.last().expect("validated: non-empty");
         let heads = config
@@ -160,9 +163,10 @@ impl<T: Scalar> Network<T> {
         widths.push(n_genes);
         let decoder = widths
             .windows(2)
-            .map(|w| Dense::new(w[0], w[1], rng))
+            .map(|w| Dense::new(w[0] + dec, w[1], rng))
             .collect();
-        let dispersion = (config.likelihood == Likelihood::Nb).then(|| Dispersion::new(n_genes));
+        let dispersion = (config.likelihood == Likelihood::Nb)
+            .then(|| Dispersion::<T>::new(config.dispersion_rows(), n_genes));
         let norms = if config.batchnorm {
             config
                 .trunk
@@ -212,6 +216,8 @@ impl<T: Scalar> Network<T> {
                     Vec::new()
                 },
                 dropout: self.config.dropout > 0.0,
+                decoder_covariates: self.config.decoder_covariates(),
+                encoder_covariates: self.config.encoder_covariates(),
             },
             with_decoder,
         )
@@ -229,18 +235,28 @@ impl<T: Scalar> Network<T> {
         let reg = self.uses_batchnorm_or_dropout();
         let fused = |act| if reg { Activation::Identity } else { act };
         let first_act = self.config.first_activation;
+        let enc = self.config.encoder_covariates();
+        let input = if enc > 0 {
+            covariates::append_one_hot(x, &ws.batch, enc, &mut ws.x_in);
+            &ws.x_in
+        } else {
+            x
+        };
         self.first
-            .forward(x, top_mut(&mut ws.h[0], b), fused(first_act));
+            .forward(input, top_mut(&mut ws.h[0], b), fused(first_act));
         if reg {
             self.post_forward(ws, 0, b, first_act);
         }
         for (k, layer) in self.trunk.iter().enumerate() {
             let (below, above) = ws.h.split_at_mut(k + 1);
-            layer.forward(
-                top(&below[k], b),
-                top_mut(&mut above[0], b),
-                fused(Activation::Relu),
-            );
+            let input = if enc > 0 {
+                let conditioned = top_mut(&mut ws.trunk_in[k], b);
+                covariates::forward(top(&below[k], b), &ws.batch, conditioned);
+                top(&ws.trunk_in[k], b)
+            } else {
+                top(&below[k], b)
+            };
+            layer.forward(input, top_mut(&mut above[0], b), fused(Activation::Relu));
             if reg {
                 self.post_forward(ws, k + 1, b, Activation::Relu);
             }
@@ -280,6 +296,12 @@ impl<T: Scalar> Network<T> {
                 top(&ws.z, b)
             } else {
                 top(&below[k - 1], b)
+            };
+            let input = if self.config.decoder_covariates() > 0 {
+                covariates::forward(input, &ws.batch, top_mut(&mut ws.decoder_in[k], b));
+                top(&ws.decoder_in[k], b)
+            } else {
+                input
             };
             layer.forward(input, top_mut(&mut above[0], b), act);
             if reg && k != last {
@@ -363,15 +385,34 @@ impl<T: Scalar> Network<T> {
             0 => (top(&ws.z, b), top_mut(&mut ws.dz, b)),
             _ => (top(&below[last - 1], b), top_mut(&mut dbelow[last - 1], b)),
         };
-        let recon = output_mse::forward_backward(
-            &mut self.decoder[last],
-            input,
-            x,
-            &ws.batch_t,
-            self.config.reduction,
-            dinput,
-            &mut ws.output,
-        );
+        let recon = if self.config.decoder_covariates() > 0 {
+            // The output layer reads [h, batch code]; the Gram form replaces its forward,
+            // so the code is appended here.
+            covariates::forward(input, &ws.batch, top_mut(&mut ws.decoder_in[last], b));
+            let mut dconditioned = top_mut(&mut ws.ddecoder_in[last], b);
+            dconditioned.fill(T::zero());
+            let recon = output_mse::forward_backward(
+                &mut self.decoder[last],
+                top(&ws.decoder_in[last], b),
+                x,
+                &ws.batch_t,
+                self.config.reduction,
+                dconditioned,
+                &mut ws.output,
+            );
+            covariates::backward(top(&ws.ddecoder_in[last], b), dinput);
+            recon
+        } else {
+            output_mse::forward_backward(
+                &mut self.decoder[last],
+                input,
+                x,
+                &ws.batch_t,
+                self.config.reduction,
+                dinput,
+                &mut ws.output,
+            )
+        };
         self.backward_from_decoder(ws, b, last, s.kl_weight);
         self.losses(recon, kl, cluster, s)
     }
@@ -407,7 +448,18 @@ impl<T: Scalar> Network<T> {
             } else {
                 (top(&ws.decoder[k - 1], b), top_mut(&mut below[k - 1], b))
             };
-            self.decoder[k].backward(input, top(&above[0], b), Some(dinput));
+            if self.config.decoder_covariates() > 0 {
+                let mut dconditioned = top_mut(&mut ws.ddecoder_in[k], b);
+                dconditioned.fill(T::zero());
+                self.decoder[k].backward(
+                    top(&ws.decoder_in[k], b),
+                    top(&above[0], b),
+                    Some(dconditioned),
+                );
+                covariates::backward(top(&ws.ddecoder_in[k], b), dinput);
+            } else {
+                self.decoder[k].backward(input, top(&above[0], b), Some(dinput));
+            }
         }
     }
 
@@ -458,17 +510,34 @@ impl<T: Scalar> Network<T> {
 
     /// The trunk, top layer first, then the sparse first layer (weights only: no `δx`).
     fn trunk_backward(&mut self, ws: &mut Workspace<T>, b: usize) {
+        let enc = self.config.encoder_covariates();
         for k in (0..self.trunk.len()).rev() {
             self.hidden_backward(ws, k + 1, b, Activation::Relu);
             let (below, above) = ws.dh.split_at_mut(k + 1);
-            self.trunk[k].backward(
-                top(&ws.h[k], b),
-                top(&above[0], b),
-                Some(top_mut(&mut below[k], b)),
-            );
+            if enc > 0 {
+                let mut dconditioned = top_mut(&mut ws.dtrunk_in[k], b);
+                dconditioned.fill(T::zero());
+                self.trunk[k].backward(
+                    top(&ws.trunk_in[k], b),
+                    top(&above[0], b),
+                    Some(dconditioned),
+                );
+                covariates::backward(top(&ws.dtrunk_in[k], b), top_mut(&mut below[k], b));
+            } else {
+                self.trunk[k].backward(
+                    top(&ws.h[k], b),
+                    top(&above[0], b),
+                    Some(top_mut(&mut below[k], b)),
+                );
+            }
         }
         self.hidden_backward(ws, 0, b, self.config.first_activation);
-        self.first.backward(&ws.batch_t, top(&ws.dh[0], b));
+        if enc > 0 {
+            ws.x_in_t.rebuild_from(&ws.x_in);
+            self.first.backward(&ws.x_in_t, top(&ws.dh[0], b));
+        } else {
+            self.first.backward(&ws.batch_t, top(&ws.dh[0], b));
+        }
     }
 
     /// The latent stage's forward from the heads' outputs into `ws.z`; returns the KL.

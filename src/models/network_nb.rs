@@ -12,12 +12,18 @@
 use super::latent::Noise;
 use super::network::{Losses, Network, Schedule};
 
+use super::config::DispersionKind;
 use super::workspace::{top, top_mut, Workspace};
 use crate::csr::Csr;
 use crate::engine::nb::{self, NbGrads};
 use crate::engine::Scalar;
 
 impl<T: Scalar> Network<T> {
+    /// Each cell's row of the dispersion: its batch with `gene-batch`, else the one row.
+    fn dispersion_rows<'w>(&self, ws: &'w Workspace<T>) -> Option<&'w [u32]> {
+        (self.config.dispersion == DispersionKind::GeneBatch).then_some(&ws.batch[..])
+    }
+
     /// Forward pass and loss of a batch: `x` the encoder's input rows, `counts` the same
     /// cells' raw counts of the kept genes.
     pub fn forward_nb(
@@ -40,6 +46,7 @@ impl<T: Scalar> Network<T> {
             h,
             counts,
             disp.log_theta.as_slice().expect("standard layout"),
+            self.dispersion_rows(ws),
             self.config.reduction,
         );
         self.losses(recon, kl, cluster, s)
@@ -64,6 +71,7 @@ impl<T: Scalar> Network<T> {
         ws.zero_grads(b);
         let cluster = self.cluster_backward(ws, b);
         let last = self.decoder.len() - 1;
+        let rows = (self.config.dispersion == DispersionKind::GeneBatch).then_some(&ws.batch[..]);
         let mut dh = top_mut(&mut ws.ddecoder[last], b);
         dh.fill(T::zero());
         let disp = self.dispersion.as_mut().expect("an NB network");
@@ -71,6 +79,7 @@ impl<T: Scalar> Network<T> {
             top(&ws.decoder[last], b),
             counts,
             disp.log_theta.as_slice().expect("standard layout"),
+            rows,
             self.config.reduction,
             Some(NbGrads {
                 dlogits: dh,

@@ -65,7 +65,12 @@ impl<T: Scalar> Network<T> {
         if let Some(d) = &self.dispersion {
             // scVI's name for the per-gene log inverse dispersion.
             let r = if grads { &d.dlog_theta } else { &d.log_theta };
-            out.push(("px_r".into(), vec![r.len()], r.to_vec()));
+            // (G) per gene, as scVI's; (C, G) per gene and batch.
+            let shape = match r.nrows() {
+                1 => vec![r.ncols()],
+                _ => vec![r.nrows(), r.ncols()],
+            };
+            out.push(("px_r".into(), shape, r.iter().copied().collect()));
         }
         if let Some(c) = &self.centroids {
             let m = if grads { &c.dmu } else { &c.mu };

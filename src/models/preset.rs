@@ -23,7 +23,7 @@
 //! input was fixed in advance (scanpy's standard recipe), because held-out losses over other
 //! genes or values cannot be compared (`docs/scrna.md` has the selection).
 
-use super::config::{Likelihood, ModelConfig, ModelKind};
+use super::config::{DispersionKind, Likelihood, ModelConfig, ModelKind};
 use crate::engine::{Activation, Reduction};
 use crate::preprocess::{HvgFlavor, PrepOptions};
 
@@ -201,6 +201,9 @@ fn study_network(kind: ModelKind, preset: Preset) -> ModelConfig {
         dec_weight: 0.0,
         batchnorm: false,
         dropout: 0.0,
+        n_batches: 0,
+        encode_batch: false,
+        dispersion: DispersionKind::Gene,
     }
 }
 

@@ -6,7 +6,7 @@
 //! its capacity and head outputs can be read.
 
 use super::latent::LatentStage;
-use crate::csr::Csc;
+use crate::csr::{Csc, Csr};
 use crate::engine::batchnorm::BnCache;
 use crate::engine::dropout;
 use crate::engine::output_mse::OutputScratch;
@@ -31,6 +31,10 @@ pub(super) struct Widths<'a> {
     pub hidden_positions: Vec<usize>,
     /// Whether dropout masks are needed.
     pub dropout: bool,
+    /// One-hot columns each decoder layer reads beside its input (0: not conditional).
+    pub decoder_covariates: usize,
+    /// One-hot columns each encoder layer reads beside its input (0: none).
+    pub encoder_covariates: usize,
 }
 
 /// Activations and their gradients for batches of up to `capacity` cells. Allocated once and
@@ -61,6 +65,19 @@ pub struct Workspace<T> {
     /// BatchNorm's caches and the dropout masks, one per hidden position.
     pub(super) bn_cache: Vec<BnCache<T>>,
     pub(super) masks: Vec<Array2<T>>,
+    /// The batch of each row of the next steps (conditional networks).
+    pub(super) batch: Vec<u32>,
+    /// Conditional networks: each decoder layer's input with the batch's code appended,
+    /// and its gradient.
+    pub(super) decoder_in: Vec<Array2<T>>,
+    pub(super) ddecoder_in: Vec<Array2<T>>,
+    /// With the encoder conditioned: the first layer's input (the batch's rows with the code
+    /// appended) and its transpose, and each trunk layer's input with the code, and its
+    /// gradient.
+    pub(super) x_in: Csr<T>,
+    pub(super) x_in_t: Csc<T>,
+    pub(super) trunk_in: Vec<Array2<T>>,
+    pub(super) dtrunk_in: Vec<Array2<T>>,
 }
 
 /// The first `b` rows of a buffer.
@@ -94,6 +111,20 @@ impl<T: Scalar> Workspace<T> {
                 .collect()
         };
         let grad = |n: usize| z(if with_decoder { n } else { 0 });
+        // Buffers of width `input + covariates` for each conditioned layer (none without).
+        let conditioned = |inputs: &[usize], covariates: usize| -> Vec<Array2<T>> {
+            if covariates == 0 {
+                return Vec::new();
+            }
+            inputs.iter().map(|&n| z(n + covariates)).collect()
+        };
+        let decoder_inputs: Vec<usize> = if with_decoder {
+            std::iter::once(w.latent)
+                .chain(w.decoder[..w.decoder.len() - 1].iter().copied())
+                .collect()
+        } else {
+            Vec::new()
+        };
         Workspace {
             capacity,
             h: w.trunk.iter().map(|&n| z(n)).collect(),
@@ -125,7 +156,20 @@ impl<T: Scalar> Workspace<T> {
                 .iter()
                 .map(|&n| z(if w.dropout { n } else { 0 }))
                 .collect(),
+            batch: vec![0; capacity],
+            decoder_in: conditioned(&decoder_inputs, w.decoder_covariates),
+            ddecoder_in: conditioned(&decoder_inputs, w.decoder_covariates),
+            x_in: Csr::with_cols(0),
+            x_in_t: Csc::default(),
+            trunk_in: conditioned(&w.trunk[..w.trunk.len() - 1], w.encoder_covariates),
+            dtrunk_in: conditioned(&w.trunk[..w.trunk.len() - 1], w.encoder_covariates),
         }
+    }
+
+    /// Sets the batch of each row of the next steps (a conditional network reads it).
+    pub fn set_batch(&mut self, ids: &[u32]) {
+        assert!(ids.len() <= self.capacity, "more batch ids than rows");
+        self.batch[..ids.len()].copy_from_slice(ids);
     }
 
     /// Zeroes the activation gradients of the first `b` rows, all but the reconstruction's
@@ -170,6 +214,15 @@ impl<T: Scalar> Workspace<T> {
                 dropout::draw(rng, p, top_mut(m, b));
             }
         }
+    }
+
+    /// Sets the dropout mask of hidden position `p` (encoder layers, then decoder layers but
+    /// the output) for the first rows of the next steps, instead of drawing it: another
+    /// framework's masks, to compare a step with its (the PyTorch parity tests).
+    pub fn set_dropout_mask(&mut self, p: usize, mask: ArrayView2<'_, T>) {
+        let (b, w) = mask.dim();
+        assert_eq!(w, self.masks[p].ncols(), "mask width of position {p}");
+        self.masks[p].slice_mut(s![..b, ..]).assign(&mask);
     }
 
     /// Sets the DEC target of the next steps' cells, one row per cell of the batch.

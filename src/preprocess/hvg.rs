@@ -14,6 +14,67 @@ use rayon::prelude::*;
 
 /// Indices of the `n_top` most variable genes, in ascending gene order.
 pub fn highly_variable(counts: &Csr<f32>, n_top: usize) -> Vec<usize> {
+    let variances = normalized_variances(counts);
+    let mut score: Vec<(f64, usize)> = variances.into_iter().zip(0..).collect();
+    score.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut top: Vec<usize> = score
+        .iter()
+        .take(n_top.min(counts.n_cols))
+        .map(|s| s.1)
+        .collect();
+    top.sort_unstable();
+    top
+}
+
+/// Highly variable genes over batches, as scanpy's `seurat_v3` with `batch_key` (Seurat's
+/// `SelectIntegrationFeatures` ranks the other way round): every batch ranks its genes by
+/// their normalized variance; a gene's batch count is the number of batches that rank it in
+/// their top `n_top`, and its rank the median of those ranks. Genes sorted by median rank
+/// (ascending; none, last), then batch count (descending), then index; the first `n_top`,
+/// in ascending gene order.
+pub fn highly_variable_batched(
+    counts: &Csr<f32>,
+    batch_of: &[u32],
+    n_batches: usize,
+    n_top: usize,
+) -> Vec<usize> {
+    let d = counts.n_cols;
+    let mut ranks: Vec<Vec<usize>> = vec![Vec::new(); d];
+    for b in 0..n_batches {
+        let rows: Vec<usize> = (0..counts.n_rows)
+            .filter(|&i| batch_of[i] as usize == b)
+            .collect();
+        let mut score: Vec<(f64, usize)> = normalized_variances(&counts.select_rows(&rows))
+            .into_iter()
+            .zip(0..)
+            .collect();
+        score.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        for (rank, &(_, g)) in score.iter().enumerate().take(n_top) {
+            ranks[g].push(rank);
+        }
+    }
+    let median = |r: &mut Vec<usize>| -> f64 {
+        r.sort_unstable();
+        match r.len() {
+            0 => f64::INFINITY,
+            n if n % 2 == 1 => r[n / 2] as f64,
+            n => (r[n / 2 - 1] + r[n / 2]) as f64 / 2.0,
+        }
+    };
+    let mut order: Vec<(f64, usize, usize)> = ranks
+        .iter_mut()
+        .enumerate()
+        .map(|(g, r)| (median(r), r.len(), g))
+        .collect();
+    order.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+    let mut top: Vec<usize> = order.iter().take(n_top.min(d)).map(|o| o.2).collect();
+    top.sort_unstable();
+    top
+}
+
+/// Each gene's variance after standardising its counts by the loess fit (the module doc):
+/// `Σ z² / (n − 1)`; 0 for a constant gene.
+fn normalized_variances(counts: &Csr<f32>) -> Vec<f64> {
     let (n, d) = (counts.n_rows as f64, counts.n_cols);
     let moments = counts.column_moments(|v| v as f64);
     let mean: Vec<f64> = (0..d).map(|g| moments.mean(g)).collect();
@@ -38,20 +99,16 @@ pub fn highly_variable(counts: &Csr<f32>, n_top: usize) -> Vec<usize> {
         }
         nnz[g] += 1;
     }
-    let mut score: Vec<(f64, usize)> = (0..d)
+    (0..d)
         .map(|g| {
             if expected_sd[g] > 0.0 {
                 let z0 = mean[g] / expected_sd[g];
-                ((zsum[g] + (n - nnz[g] as f64) * z0 * z0) / (n - 1.0), g)
+                (zsum[g] + (n - nnz[g] as f64) * z0 * z0) / (n - 1.0)
             } else {
-                (0.0, g)
+                0.0
             }
         })
-        .collect();
-    score.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    let mut top: Vec<usize> = score.iter().take(n_top.min(d)).map(|s| s.1).collect();
-    top.sort_unstable();
-    top
+        .collect()
 }
 
 /// Local quadratic regression of `y` on `x` evaluated at every `x`: for each point the

@@ -17,7 +17,74 @@ const BINS: usize = 20;
 /// Indices of the most variable genes by binned, normalized dispersion (at least `n_top`
 /// where that many genes have a dispersion; more on ties), in ascending gene order.
 pub fn highly_variable_seurat(lognorm: &Csr<f32>, n_top: usize) -> Vec<usize> {
-    let z = normalized_dispersions(lognorm);
+    top_by_dispersion(&normalized_dispersions(lognorm), n_top)
+}
+
+/// Highly variable genes over batches, as scanpy's `seurat` flavor with `batch_key`: every
+/// batch computes the normalized dispersions of the genes it detects (the bins over those
+/// genes alone) and marks its top `n_top`; a gene's batch count is the number of batches that
+/// mark it, and its dispersion the mean of its batches' (0 in a batch that does not detect
+/// it; undefined ones left out). Genes sorted by batch count, then mean dispersion (both
+/// descending; undefined last), then index; the first `n_top`, in ascending gene order.
+pub fn highly_variable_seurat_batched(
+    lognorm: &Csr<f32>,
+    batch_of: &[u32],
+    n_batches: usize,
+    n_top: usize,
+) -> Vec<usize> {
+    let d = lognorm.n_cols;
+    let mut marked = vec![0usize; d];
+    let (mut sum, mut defined) = (vec![0.0f64; d], vec![0usize; d]);
+    for b in 0..n_batches {
+        let rows: Vec<usize> = (0..lognorm.n_rows)
+            .filter(|&i| batch_of[i] as usize == b)
+            .collect();
+        let cells = lognorm.select_rows(&rows);
+        let mut detected = vec![false; d];
+        cells
+            .indices
+            .iter()
+            .for_each(|&g| detected[g as usize] = true);
+        let genes: Vec<usize> = (0..d).filter(|&g| detected[g]).collect();
+        let mut new_index = vec![None; d];
+        for (k, &g) in genes.iter().enumerate() {
+            new_index[g] = Some(k as u32);
+        }
+        let z = normalized_dispersions(&cells.select_columns(&new_index, genes.len()));
+        for k in top_by_dispersion(&z, n_top) {
+            marked[genes[k]] += 1;
+        }
+        for g in 0..d {
+            // An undetected gene counts 0 (scanpy fills it so); an undefined one not at all.
+            let v = new_index[g].map_or(0.0, |k| z[k as usize]);
+            if v.is_finite() {
+                sum[g] += v;
+                defined[g] += 1;
+            }
+        }
+    }
+    let mean = |g: usize| {
+        if defined[g] == 0 {
+            f64::NEG_INFINITY
+        } else {
+            sum[g] / defined[g] as f64
+        }
+    };
+    let mut order: Vec<usize> = (0..d).collect();
+    order.sort_by(|&a, &b| {
+        marked[b]
+            .cmp(&marked[a])
+            .then(mean(b).total_cmp(&mean(a)))
+            .then(a.cmp(&b))
+    });
+    let mut top: Vec<usize> = order.into_iter().take(n_top.min(d)).collect();
+    top.sort_unstable();
+    top
+}
+
+/// Genes whose normalized dispersion reaches the `n_top`-th highest (at least `n_top` when
+/// that many are defined; ties all in).
+fn top_by_dispersion(z: &[f64], n_top: usize) -> Vec<usize> {
     let mut ranked: Vec<f64> = z.iter().copied().filter(|v| v.is_finite()).collect();
     if ranked.is_empty() || n_top == 0 {
         return Vec::new();

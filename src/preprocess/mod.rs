@@ -178,10 +178,29 @@ pub fn prepare(raw: Dataset, opts: &PrepOptions) -> Result<Prepared> {
                     t.min_genes, t.max_genes, t.max_mito
                 )));
             }
+            let per_batch = data.batches.as_ref().map(|b| {
+                let (before, after) = (b.counts(), b.select(&keep_cells));
+                let kept = after.counts();
+                let parts: Vec<String> = b
+                    .names
+                    .iter()
+                    .zip(&before)
+                    .map(|(name, n)| {
+                        let k = after
+                            .names
+                            .iter()
+                            .position(|a| a == name)
+                            .map_or(0, |i| kept[i]);
+                        format!("{name} {k} of {n}")
+                    })
+                    .collect();
+                format!(" (per batch: {})", parts.join(", "))
+            });
             data = select(data, Some(&keep_cells), None);
             notes.push(format!(
-                "QC (seurat): kept {} of {cells_in} cells, {} of {genes_in} genes",
+                "QC (seurat): kept {} of {cells_in} cells{}, {} of {genes_in} genes",
                 data.n_cells(),
+                per_batch.unwrap_or_default(),
                 data.n_genes()
             ));
         }
@@ -200,9 +219,17 @@ pub fn prepare(raw: Dataset, opts: &PrepOptions) -> Result<Prepared> {
         ));
     }
     let want_hvg = opts.hvg.filter(|&n| n < n_genes);
+    // With two or more batches, genes are ranked within each batch and the ranks combined.
+    let batches = data.batches.clone().filter(|b| b.n_batches() > 1);
     // vst ranks raw counts, so before normalization; seurat ranks the normalized values.
-    let mut hvg_genes = match (want_hvg, opts.hvg_flavor) {
-        (Some(n), HvgFlavor::Vst) => Some(hvg::highly_variable(&data.matrix, n)),
+    let mut hvg_genes = match (want_hvg, opts.hvg_flavor, &batches) {
+        (Some(n), HvgFlavor::Vst, None) => Some(hvg::highly_variable(&data.matrix, n)),
+        (Some(n), HvgFlavor::Vst, Some(b)) => Some(hvg::highly_variable_batched(
+            &data.matrix,
+            &b.ids,
+            b.n_batches(),
+            n,
+        )),
         _ => None,
     };
     let lognorm = match opts.normalize {
@@ -218,14 +245,24 @@ pub fn prepare(raw: Dataset, opts: &PrepOptions) -> Result<Prepared> {
         notes.push("not normalized: values used as given".into());
     }
     if let (Some(n), HvgFlavor::Seurat) = (want_hvg, opts.hvg_flavor) {
-        hvg_genes = Some(hvg_seurat::highly_variable_seurat(&data.matrix, n));
+        hvg_genes = Some(match &batches {
+            None => hvg_seurat::highly_variable_seurat(&data.matrix, n),
+            Some(b) => {
+                hvg_seurat::highly_variable_seurat_batched(&data.matrix, &b.ids, b.n_batches(), n)
+            }
+        });
     }
     let mut counts_kept = counts_before;
     if let Some(genes) = hvg_genes {
         notes.push(format!(
-            "kept the {} most variable genes ({})",
+            "kept the {} most variable genes ({}{})",
             genes.len(),
-            opts.hvg_flavor.name()
+            opts.hvg_flavor.name(),
+            if batches.is_some() {
+                ", ranked within each batch"
+            } else {
+                ""
+            }
         ));
         let mut new_index = vec![None; data.n_genes()];
         for (k, &g) in genes.iter().enumerate() {
@@ -260,6 +297,7 @@ pub fn select(d: Dataset, cells: Option<&[usize]>, genes: Option<&[usize]>) -> D
     if let Some(cells) = cells {
         d.matrix = d.matrix.select_rows(cells);
         d.barcodes = cells.iter().map(|&i| d.barcodes[i].clone()).collect();
+        d.batches = d.batches.map(|b| b.select(cells));
     }
     if let Some(genes) = genes {
         if genes.len() != d.n_genes() {

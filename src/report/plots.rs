@@ -3,6 +3,7 @@
 //!
 //! - [`embedding_figure`]: the study's figure, the 2-D t-SNE coloured by cell type beside the
 //!   same embedding coloured by k-means cluster with the centroids marked;
+//! - [`batch_figure`]: an embedding coloured by batch beside the same coloured by cell type;
 //! - [`projections_3d`]: the 3-D t-SNE as three 2-D projections;
 //! - [`loss_curves`]: reconstruction per entry and KL per cell over the epochs;
 //! - [`score_bars`]: the four scores of every model, PCA beside them.
@@ -144,6 +145,16 @@ fn range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
     (lo - pad)..(hi + pad)
 }
 
+/// Point radius and opacity for `n` points: small and translucent as `n` grows, so that a
+/// million points still show where they are dense.
+fn point_style(n: usize) -> (i32, f64) {
+    match n {
+        0..=10_000 => (2, 1.0),
+        10_001..=100_000 => (1, 0.5),
+        _ => (1, 0.15),
+    }
+}
+
 /// A scatter of columns `(cx, cy)` of `coords`, one series per group, in `area`.
 #[allow(clippy::too_many_arguments)]
 fn scatter<DB: DrawingBackend>(
@@ -175,6 +186,7 @@ where
         .label_style((FAMILY, 12))
         .draw()
         .map_err(|e| e.to_string())?;
+    let (radius, alpha) = point_style(coords.nrows());
     let unlabelled: Vec<(f64, f64)> = groups
         .iter()
         .enumerate()
@@ -186,7 +198,7 @@ where
             .draw_series(
                 unlabelled
                     .iter()
-                    .map(|&p| Circle::new(p, 2, RGBColor(200, 200, 200).filled())),
+                    .map(|&p| Circle::new(p, radius, RGBColor(200, 200, 200).mix(alpha).filled())),
             )
             .map_err(|e| e.to_string())?;
     }
@@ -200,7 +212,10 @@ where
             .map(|(i, _)| (coords[[i, cx]], coords[[i, cy]]))
             .collect();
         let series = chart
-            .draw_series(pts.iter().map(|&p| Circle::new(p, 2, c.filled())))
+            .draw_series(
+                pts.iter()
+                    .map(|&p| Circle::new(p, radius, c.mix(alpha).filled())),
+            )
             .map_err(|e| e.to_string())?;
         if legend {
             series
@@ -318,6 +333,49 @@ pub fn embedding_figure(
                 false,
                 Some(centroids),
                 Some(slots),
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// An embedding coloured by batch (left) beside the same coloured by cell type (right, when
+/// there are labels): mixed colours on the left and separate ones on the right are what
+/// integration is for.
+pub fn batch_figure(
+    path: &Path,
+    title: &str,
+    coords: &Array2<f64>,
+    batches: (&[Option<usize>], &[String]),
+    cell_types: Option<(&[Option<usize>], &[String])>,
+) -> Result<()> {
+    png(path, (1500, 700), |root| {
+        root.titled(title, (FAMILY, 24))
+            .map_err(|e| e.to_string())?;
+        let (left, right) = root.margin(34, 0, 0, 0).split_horizontally(750);
+        let (groups, names) = batches;
+        scatter(
+            &left,
+            "coloured by batch",
+            coords,
+            (0, 1),
+            groups,
+            names,
+            true,
+            None,
+            None,
+        )?;
+        if let Some((groups, names)) = cell_types {
+            scatter(
+                &right,
+                "coloured by cell type",
+                coords,
+                (0, 1),
+                groups,
+                names,
+                true,
+                None,
+                None,
             )?;
         }
         Ok(())

@@ -2,7 +2,7 @@
 //! (n − 1) of every numeric column of `summary.csv` per model, and the mean ± sd table of
 //! the top-level `report.md`.
 
-use super::summary::{summary_row, SUMMARY_COLUMNS};
+use super::summary::{columns, table_row, SUMMARY_COLUMNS};
 use crate::error::Result;
 use crate::io::atomic::write_atomic;
 use crate::study::outcome::ModelOutcome;
@@ -24,13 +24,14 @@ pub fn mean_sd(values: &[f64]) -> Option<(f64, f64)> {
     Some((mean, sd))
 }
 
-/// The columns averaged: every column of `summary.csv` but the model's name and the seed.
-fn averaged() -> impl Iterator<Item = (usize, &'static str)> {
-    SUMMARY_COLUMNS
-        .iter()
-        .copied()
+/// The columns averaged: every column of `summary.csv` but the model's name and the seed,
+/// with their positions in its rows.
+fn averaged(outcomes: &[ModelOutcome]) -> Vec<(usize, &'static str)> {
+    columns(outcomes)
+        .into_iter()
         .enumerate()
         .filter(|(_, c)| *c != "model" && *c != "seed")
+        .collect()
 }
 
 /// Model names in order of first appearance.
@@ -50,15 +51,17 @@ type ModelStats = (String, usize, Vec<Option<(f64, f64)>>);
 
 /// [`ModelStats`] of every model, in order of first appearance.
 fn stats(outcomes: &[ModelOutcome]) -> Vec<ModelStats> {
+    let with_integration = columns(outcomes).len() > SUMMARY_COLUMNS.len();
     models(outcomes)
         .into_iter()
         .map(|m| {
             let rows: Vec<Vec<String>> = outcomes
                 .iter()
                 .filter(|o| o.name == m)
-                .map(summary_row)
+                .map(|o| table_row(o, with_integration))
                 .collect();
-            let cols = averaged()
+            let cols = averaged(outcomes)
+                .into_iter()
                 .map(|(i, _)| {
                     let v: Vec<f64> = rows.iter().filter_map(|r| r[i].parse().ok()).collect();
                     mean_sd(&v)
@@ -73,7 +76,7 @@ fn stats(outcomes: &[ModelOutcome]) -> Vec<ModelStats> {
 pub fn write_summary_mean(path: &Path, outcomes: &[ModelOutcome]) -> Result<()> {
     write_atomic(path, |w| {
         let mut header = vec!["model".to_string(), "seeds".to_string()];
-        for (_, c) in averaged() {
+        for (_, c) in averaged(outcomes) {
             header.push(format!("{c}_mean"));
             header.push(format!("{c}_sd"));
         }
@@ -94,7 +97,7 @@ pub fn write_summary_mean(path: &Path, outcomes: &[ModelOutcome]) -> Result<()> 
 
 /// The markdown table of the three protocols' NMI and ARI, mean ± sd over seeds.
 pub fn mean_table(outcomes: &[ModelOutcome]) -> String {
-    let shown = [
+    let mut shown = vec![
         ("nmi_geometric", "t-SNE → k-means NMI"),
         ("ari", "ARI"),
         ("latent_kmeans_nmi", "codes → k-means NMI"),
@@ -103,17 +106,28 @@ pub fn mean_table(outcomes: &[ModelOutcome]) -> String {
         ("leiden_ari", "ARI"),
         ("val_loss", "held-out loss"),
     ];
+    let averaged = averaged(outcomes);
+    if averaged.iter().any(|(_, c)| *c == "ilisi") {
+        shown.extend([
+            ("batch_asw", "batch ASW"),
+            ("ilisi", "iLISI"),
+            ("clisi", "cLISI"),
+            ("graph_connectivity", "graph connectivity"),
+            ("kbet", "kBET"),
+        ]);
+    }
     let index: Vec<usize> = shown
         .iter()
         .map(|(c, _)| {
-            averaged()
-                .position(|(_, a)| a == *c)
+            averaged
+                .iter()
+                .position(|(_, a)| a == c)
                 .expect("a summary column")
         })
         .collect();
     let mut t = String::new();
     let _ = write!(t, "| model | seeds |");
-    for (_, title) in shown {
+    for (_, title) in &shown {
         let _ = write!(t, " {title} |");
     }
     let _ = writeln!(t, "\n|---|---|{}", "---|".repeat(shown.len()));

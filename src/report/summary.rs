@@ -50,6 +50,43 @@ pub const SUMMARY_COLUMNS: &[&str] = &[
     "seed",
 ];
 
+/// The integration scores' columns, after [`SUMMARY_COLUMNS`] when the run had batches.
+pub const INTEGRATION_COLUMNS: &[&str] =
+    &["batch_asw", "ilisi", "clisi", "graph_connectivity", "kbet"];
+
+/// The columns of these outcomes' table: [`SUMMARY_COLUMNS`], and [`INTEGRATION_COLUMNS`]
+/// when a row has integration scores.
+pub fn columns(outcomes: &[ModelOutcome]) -> Vec<&'static str> {
+    let mut c = SUMMARY_COLUMNS.to_vec();
+    if outcomes.iter().any(|o| o.integration.is_some()) {
+        c.extend(INTEGRATION_COLUMNS);
+    }
+    c
+}
+
+/// The integration cells of a row, in [`INTEGRATION_COLUMNS`] order.
+fn integration_cells(o: &ModelOutcome) -> Vec<String> {
+    let i = o.integration;
+    [
+        i.and_then(|i| i.batch_asw),
+        i.map(|i| i.ilisi),
+        i.and_then(|i| i.clisi),
+        i.and_then(|i| i.graph_connectivity),
+        i.and_then(|i| i.kbet),
+    ]
+    .map(opt)
+    .to_vec()
+}
+
+/// The cells of one row of these outcomes' table, in [`columns`] order.
+pub fn table_row(o: &ModelOutcome, with_integration: bool) -> Vec<String> {
+    let mut row = summary_row(o);
+    if with_integration {
+        row.extend(integration_cells(o));
+    }
+    row
+}
+
 /// The cells of one `summary.csv` row, in [`SUMMARY_COLUMNS`] order.
 pub fn summary_row(o: &ModelOutcome) -> Vec<String> {
     let [nmi_g, nmi_a, ari, hom, com, latent_ari] = score_values(o).map(opt);
@@ -92,10 +129,12 @@ pub fn summary_row(o: &ModelOutcome) -> Vec<String> {
 
 /// `summary.csv`, one row per model (and seed).
 pub fn write_summary_csv(path: &Path, outcomes: &[ModelOutcome]) -> Result<()> {
+    let columns = columns(outcomes);
+    let with_integration = columns.len() > SUMMARY_COLUMNS.len();
     write_atomic(path, |w| {
-        writeln!(w, "{}", SUMMARY_COLUMNS.join(","))?;
+        writeln!(w, "{}", columns.join(","))?;
         for o in outcomes {
-            writeln!(w, "{}", summary_row(o).join(","))?;
+            writeln!(w, "{}", table_row(o, with_integration).join(","))?;
         }
         Ok(())
     })
@@ -114,7 +153,7 @@ fn scores_json(s: Option<Scores>) -> serde_json::Value {
 /// `metrics.json` of one model.
 pub fn write_metrics_json(path: &Path, o: &ModelOutcome, extra: serde_json::Value) -> Result<()> {
     let scores = o.scores;
-    let v = json!({
+    let mut v = json!({
         "model": o.name,
         "tsne2d_kmeans": scores_json(scores.map(|s| s.tsne_kmeans)),
         "latent_kmeans": scores_json(scores.map(|s| s.codes_kmeans)),
@@ -138,6 +177,13 @@ pub fn write_metrics_json(path: &Path, o: &ModelOutcome, extra: serde_json::Valu
         "seed": o.seed,
         "run": extra,
     });
+    if let Some(i) = o.integration {
+        v["integration"] = json!({
+            "batch_asw": i.batch_asw, "ilisi": i.ilisi, "clisi": i.clisi,
+            "graph_connectivity": i.graph_connectivity, "kbet": i.kbet,
+            "sampled_cells": i.sampled_cells,
+        });
+    }
     let text = serde_json::to_string_pretty(&v).unwrap_or_default();
     write_atomic(path, |w| writeln!(w, "{text}"))
 }
@@ -297,6 +343,29 @@ pub fn write_report(path: &Path, outcomes: &[ModelOutcome], ctx: &ReportContext<
             o.val_loss().map_or("–".into(), |v| format!("{v:.4}")),
         );
     }
+    if outcomes.iter().any(|o| o.integration.is_some()) {
+        let _ = writeln!(r, "\n## Integration\n");
+        let _ = writeln!(r, "How well each representation mixes the batches while keeping cell types apart (scib's scores, higher is better; `cellvae::analysis::integration` states where they are simplified): batch ASW (1 − |batch silhouette| within each cell type), iLISI (effective number of batches among a cell's 90 nearest, scaled to [0, 1]), cLISI (1 − the same for cell types, scaled), graph connectivity (share of each cell type in one component of the 15-neighbour graph), kBET acceptance; and Leiden(k)'s NMI / ARI against the labels.\n");
+        let _ = writeln!(r, "| model | batch ASW | iLISI | cLISI | graph connectivity | kBET | Leiden(k) NMI / ARI |");
+        let _ = writeln!(r, "|---|---|---|---|---|---|---|");
+        for o in outcomes {
+            let Some(i) = o.integration else { continue };
+            let f = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.3}"));
+            let c = protocol_cells(o, "–");
+            let _ = writeln!(
+                r,
+                "| {} | {} | {} | {} | {} | {} | {} / {} |",
+                o.name,
+                f(i.batch_asw),
+                f(Some(i.ilisi)),
+                f(i.clisi),
+                f(i.graph_connectivity),
+                f(i.kbet),
+                c[4],
+                c[5]
+            );
+        }
+    }
     let _ = writeln!(r, "\n## Figures\n");
     if Path::new(path)
         .parent()
@@ -313,6 +382,12 @@ pub fn write_report(path: &Path, outcomes: &[ModelOutcome], ctx: &ReportContext<
             "### {}\n\n![{0} t-SNE 2-D]({0}/tsne2d.png)\n\n![{0} UMAP]({0}/umap.png)\n\n![{0} t-SNE 3-D]({0}/tsne3d.png)\n",
             o.name
         );
+        if Path::new(path)
+            .parent()
+            .is_some_and(|d| d.join(&o.name).join("umap_batches.png").exists())
+        {
+            let _ = writeln!(r, "![{0} UMAP by batch]({0}/umap_batches.png)\n", o.name);
+        }
         if Path::new(path)
             .parent()
             .is_some_and(|d| d.join(&o.name).join("confusion.png").exists())

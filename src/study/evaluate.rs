@@ -11,6 +11,7 @@
 //! count, k, as k-means needs.
 
 use super::outcome::{LabelScores, LeidenOutcome};
+use crate::analysis::integration::{integration_scores, IntegrationScores, LISI_NEIGHBOURS};
 use crate::analysis::kmeans::{kmeans, KMeansOptions, KMeansResult};
 use crate::analysis::label_scores::{active_units, ami, knn_purity, matched_accuracy, silhouette};
 use crate::analysis::leiden::{leiden_k, AdjGraph, Iterations, LeidenK, NEIGHBOURS};
@@ -20,6 +21,7 @@ use crate::analysis::tsne::{tsne_on, Embedding, Method, TsneOptions};
 use crate::analysis::umap::{fuzzy_graph, umap_on, UmapOptions};
 use crate::error::Result;
 use crate::io::align::CellTypes;
+use crate::io::batches::CellBatches;
 use ndarray::Array2;
 use std::time::Instant;
 
@@ -86,6 +88,8 @@ pub struct ProtocolScores {
 /// What the protocols made of one representation's codes.
 #[derive(Clone, Debug)]
 pub struct Evaluation {
+    /// With two or more batches: how well the codes mix them ([`crate::analysis::integration`]).
+    pub integration: Option<IntegrationScores>,
     pub tsne2d: Embedding,
     pub tsne3d: Embedding,
     pub umap: Array2<f64>,
@@ -112,20 +116,29 @@ impl Evaluation {
 }
 
 /// Runs the three protocols on `codes` (one row per cell): t-SNE in 2-D and 3-D and UMAP
-/// always; with `k`, the clusters; with `k` and `labels`, every score.
+/// always; with `k`, the clusters; with `k` and `labels`, every score; with two or more
+/// `batches`, the integration scores.
 pub fn evaluate_codes(
     codes: &Array2<f64>,
     labels: Option<&CellTypes>,
+    batches: Option<&CellBatches>,
     k: Option<usize>,
     opts: &EvalOptions,
 ) -> Result<Evaluation> {
     let n = codes.nrows();
+    let batches = batches.filter(|b| b.n_batches() > 1);
     let started = Instant::now();
-    // One neighbour graph for t-SNE's sparse affinities, UMAP, Leiden and the kNN purity.
+    // One neighbour graph for t-SNE's sparse affinities, UMAP, Leiden, the kNN purity and
+    // the integration scores.
     let wanted = [
         NEIGHBOURS - 1,
         PURITY_NEIGHBOURS,
         opts.tsne(2).neighbours_for(n),
+        if batches.is_some() {
+            LISI_NEIGHBOURS
+        } else {
+            0
+        },
     ];
     let neighbours = Neighbors::exact(codes, wanted.into_iter().max().unwrap_or(0));
     let graph = fuzzy_graph(&neighbours, NEIGHBOURS.min(n));
@@ -137,7 +150,18 @@ pub fn evaluate_codes(
     let started = Instant::now();
     let umap = umap_on(codes, &graph, &UmapOptions::new(2, opts.seed))?;
     let umap_seconds = started.elapsed().as_secs_f64();
+    let integration = batches.map(|b| {
+        integration_scores(
+            codes,
+            &neighbours,
+            &b.ids,
+            b.n_batches(),
+            labels.map(|t| (t.ids.as_slice(), t.names.len())),
+            opts.seed,
+        )
+    });
     let mut evaluation = Evaluation {
+        integration,
         tsne2d,
         tsne3d,
         umap,

@@ -54,13 +54,15 @@ pub fn fit_network(
         };
         Ok(kmeans(codes, &opts)?.centroids)
     };
+    let batches = data.batches.as_ref().map(|b| b.ids.as_slice());
     let inputs = TrainInputs {
         counts: prep.counts.as_ref(),
         init_centroids: Some(&init),
+        batches,
     };
     let records = training::train_with(&mut net, &data.matrix, inputs, topts, progress)?;
     let seconds = started.elapsed().as_secs_f64();
-    let codes = codes::extract(&net, &data.matrix, topts.seed, gamma);
+    let codes = codes::extract(&net, &data.matrix, batches, topts.seed, gamma);
     Ok(Fitted {
         net,
         records,

@@ -16,7 +16,7 @@
 //!     + 0.01 * ((i * 7 + j * 3) % 11) as f64);
 //! let mut opts = EvalOptions::new(1);
 //! (opts.perplexity, opts.tsne_iterations, opts.n_init) = (10.0, 300, 4);
-//! let e = evaluate_codes(&codes, None, Some(3), &opts).unwrap();
+//! let e = evaluate_codes(&codes, None, None, Some(3), &opts).unwrap();
 //! assert_eq!(e.clusters.unwrap().leiden.labels.len(), 60);
 //! ```
 
@@ -24,9 +24,12 @@ pub mod evaluate;
 pub mod fit;
 pub mod outcome;
 
+use crate::analysis::harmony::{harmony, Draws, HarmonyOptions};
 use crate::analysis::markers::{rank_genes, GeneTest};
 use crate::error::{Error, Result};
 use crate::io::align::CellTypes;
+use crate::io::batches::CellBatches;
+use crate::io::Dataset;
 use crate::models::codes::Codes;
 use crate::models::{ModelConfig, ModelKind, Preset};
 use crate::preprocess::{PrepOptions, Prepared};
@@ -37,14 +40,17 @@ use fit::{fit_network, pca_codes, Fitted};
 use outcome::ModelOutcome;
 use std::time::Instant;
 
-/// A representation the study evaluates: one of the networks, or the PCA baseline.
+/// A representation the study evaluates: one of the networks, or a linear baseline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum StudyModel {
     Ae,
     Vae,
     Vsc,
+    /// The principal components
     Pca,
+    /// The principal components corrected for batches by Harmony (with batches only)
+    Harmony,
 }
 
 impl StudyModel {
@@ -56,19 +62,23 @@ impl StudyModel {
         StudyModel::Pca,
     ];
 
-    /// The network it trains; `None` for the PCA baseline.
+    /// The network it trains; `None` for the linear baselines.
     pub fn kind(self) -> Option<ModelKind> {
         match self {
             StudyModel::Ae => Some(ModelKind::Ae),
             StudyModel::Vae => Some(ModelKind::Vae),
             StudyModel::Vsc => Some(ModelKind::Vsc),
-            StudyModel::Pca => None,
+            StudyModel::Pca | StudyModel::Harmony => None,
         }
     }
 
     /// The name of its output folder and summary row.
     pub fn name(self) -> &'static str {
-        self.kind().map_or("pca", ModelKind::name)
+        match self {
+            StudyModel::Pca => "pca",
+            StudyModel::Harmony => "harmony",
+            m => m.kind().map_or("", ModelKind::name),
+        }
     }
 }
 
@@ -134,10 +144,32 @@ impl StudyOptions {
         self.train.validate()
     }
 
-    /// Settles what depends on the data: the clusters per protocol on `n` cells with
-    /// `labels` (`k`, else the number of types), returned, and the cluster count of a DEC
-    /// head that was given none (that same k: only the labels' count is used).
-    pub fn settle(&mut self, n: usize, labels: Option<&CellTypes>) -> Result<Option<usize>> {
+    /// Settles what depends on the data: the clusters per protocol on `data`'s cells with
+    /// `labels` (`k`, else the number of types), returned; the networks' batches (conditional
+    /// on two or more); and the cluster count of a DEC head that was given none (that same
+    /// k: only the labels' count is used).
+    pub fn settle(&mut self, data: &Dataset, labels: Option<&CellTypes>) -> Result<Option<usize>> {
+        let n = data.n_cells();
+        let batches = data.batches.as_ref().map_or(0, CellBatches::n_batches);
+        for cfg in &mut self.networks {
+            cfg.condition_on_batches(batches)?;
+        }
+        // With batches, Harmony runs beside uncorrected PCA; without, there is nothing for it.
+        if batches >= 2 {
+            if self.models.contains(&StudyModel::Pca) && !self.models.contains(&StudyModel::Harmony)
+            {
+                let at = self
+                    .models
+                    .iter()
+                    .position(|&m| m == StudyModel::Pca)
+                    .expect("present");
+                self.models.insert(at + 1, StudyModel::Harmony);
+            }
+        } else if self.models.contains(&StudyModel::Harmony) {
+            return Err(Error::invalid(
+                "harmony corrects batches: give two or more (--batch-key, --batches or several --data)",
+            ));
+        }
         let k = self.k.or(labels.map(|t| t.names.len()));
         if let Some(k) = k.filter(|&k| k > n) {
             return Err(Error::invalid(format!(
@@ -195,8 +227,33 @@ impl ModelRun {
             tsne_seconds: e.tsne_seconds,
             umap_seconds: e.umap_seconds,
             active_units: e.active_units,
+            integration: e.integration,
         }
     }
+}
+
+/// The PCA baseline's codes corrected by Harmony for the data's batches (harmonypy's
+/// defaults; columns `harmony1…`).
+fn harmony_codes(prep: &Prepared, opts: &StudyOptions) -> Result<Codes> {
+    let b = prep
+        .data
+        .batches
+        .as_ref()
+        .ok_or_else(|| Error::invalid("harmony needs each cell's batch"))?;
+    let pcs = pca_codes(prep, opts.pca_components, opts.train.seed).values;
+    let h = harmony(
+        &pcs,
+        &b.ids,
+        b.n_batches(),
+        &HarmonyOptions::new(),
+        &Draws::Seeded(opts.train.seed),
+    )?;
+    Ok(Codes {
+        columns: (1..=h.corrected.ncols())
+            .map(|j| format!("harmony{j}"))
+            .collect(),
+        values: h.corrected,
+    })
 }
 
 /// Runs one representation on the prepared data: its codes, the three protocols (`k`
@@ -212,6 +269,7 @@ pub fn run_model(
 ) -> Result<ModelRun> {
     let started = Instant::now();
     let (fitted, codes) = match model.kind() {
+        None if model == StudyModel::Harmony => (None, harmony_codes(prep, opts)?),
         None => (None, pca_codes(prep, opts.pca_components, opts.train.seed)),
         Some(kind) => {
             let cfg = opts.network(kind).clone();
@@ -221,7 +279,13 @@ pub fn run_model(
         }
     };
     let code_seconds = started.elapsed().as_secs_f64();
-    let evaluation = evaluate_codes(&codes.values, labels, k, &opts.eval)?;
+    let evaluation = evaluate_codes(
+        &codes.values,
+        labels,
+        prep.data.batches.as_ref(),
+        k,
+        &opts.eval,
+    )?;
     let markers = evaluation.clusters.as_ref().map(|c| {
         let groups: Vec<Option<usize>> = c.tsne_kmeans.labels.iter().map(|&l| Some(l)).collect();
         rank_genes(&prep.data.matrix, &groups, c.tsne_kmeans.centroids.nrows())
@@ -245,7 +309,7 @@ pub fn run(
 ) -> Result<Vec<ModelRun>> {
     opts.validate()?;
     let mut opts = opts.clone();
-    let k = opts.settle(prep.data.n_cells(), labels)?;
+    let k = opts.settle(&prep.data, labels)?;
     opts.models
         .iter()
         .map(|&m| {

@@ -2,6 +2,7 @@
 //! `metrics.json`, one line of every table.
 
 use super::evaluate::ProtocolScores;
+use crate::analysis::integration::IntegrationScores;
 use crate::train::EpochRecord;
 
 /// How the labels sit beside the study's clusters and in the codes: AMI and matched accuracy
@@ -47,6 +48,8 @@ pub struct ModelOutcome {
     pub umap_seconds: f64,
     /// Latent dimensions whose code varies across cells (variance > 0.01).
     pub active_units: usize,
+    /// With two or more batches.
+    pub integration: Option<IntegrationScores>,
 }
 
 impl ModelOutcome {

@@ -33,6 +33,8 @@ pub struct CheckpointMeta {
     pub lr: f64,
     /// The per-gene scaling the model was trained behind (`--scale`), applied by `embed`.
     pub scaling: Option<Scaling>,
+    /// The batches a conditional model was trained on, in the order of its one-hot code.
+    pub batch_names: Option<Vec<String>>,
 }
 
 /// The checkpoint file's bytes.
@@ -72,6 +74,9 @@ pub fn to_bytes(net: &Network<f32>, meta: &CheckpointMeta) -> Vec<u8> {
     if let Some(sc) = &meta.scaling {
         let v = json!({"mean": sc.mean, "sd": sc.sd, "clip": sc.clip});
         metadata.insert("scaling".into(), Value::String(s(v)));
+    }
+    if let Some(names) = &meta.batch_names {
+        metadata.insert("batch_names".into(), Value::String(s(json!(names))));
     }
 
     safetensors_bytes(net.state_dict(), metadata)
@@ -166,8 +171,20 @@ pub fn from_bytes(bytes: &[u8]) -> std::result::Result<(Network<f32>, Checkpoint
             .get("scaling")
             .map(|_| scaling(&parse_json("scaling")?))
             .transpose()?,
+        batch_names: md
+            .get("batch_names")
+            .map(|_| strings("batch_names"))
+            .transpose()?,
         config,
     };
+    if meta.config.n_batches > 0
+        && meta.batch_names.as_ref().map(Vec::len) != Some(meta.config.n_batches)
+    {
+        return Err(format!(
+            "a model conditioned on {} batches needs their names in metadata 'batch_names'",
+            meta.config.n_batches
+        ));
+    }
     if meta.gene_ids.len() != meta.gene_names.len() || meta.gene_ids.is_empty() {
         return Err("metadata 'gene_ids' and 'gene_names' disagree".into());
     }
@@ -265,6 +282,7 @@ mod tests {
                 sd: vec![1.0, 0.3, 2.0, 1e-3, 1.0],
                 clip: 10.0,
             }),
+            batch_names: None,
         };
         (net, meta)
     }

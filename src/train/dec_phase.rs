@@ -115,10 +115,11 @@ fn code_matrix(net: &Network<f32>, cells: &Cells<'_>) -> Array2<f64> {
     let mut out = Array2::<f64>::zeros((n, net.config.latent));
     let mut ws = net.workspace(BATCH.min(n.max(1)), false);
     let mut batch = Csr::with_cols(cells.x.n_cols);
+    let mut counts = Csr::with_cols(cells.x.n_cols);
     let positions: Vec<usize> = (0..n).collect();
     for chunk in positions.chunks(BATCH) {
         let rows: Vec<usize> = chunk.iter().map(|&p| cells.row(p)).collect();
-        cells.x.gather_rows_into(&rows, &mut batch);
+        cells.gather(&rows, &mut batch, &mut counts, &mut ws);
         net.encode(&mut ws, &batch);
         let code = ws.head_output(0, chunk.len());
         for (k, &i) in chunk.iter().enumerate() {

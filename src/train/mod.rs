@@ -124,6 +124,8 @@ pub struct TrainInputs<'a> {
     pub counts: Option<&'a Csr<f32>>,
     /// Initial DEC centroids from the training cells' codes (required with a DEC head).
     pub init_centroids: Option<CentroidInit<'a>>,
+    /// The batch of each row (required by a network conditioned on the batch).
+    pub batches: Option<&'a [u32]>,
 }
 
 /// Trains `net` on the rows of `x` (less the held-out cells of `opts.val_fraction`) and
@@ -149,6 +151,7 @@ pub fn train_with(
 ) -> Result<Vec<EpochRecord>> {
     opts.validate()?;
     let counts = check_inputs(net, x, inputs.counts)?;
+    let batch = check_batches(net, x, inputs.batches)?;
     let mut dec = DecPhase::new(net, opts.epochs, opts.dec_epochs, inputs.init_centroids)?;
     let split = (opts.val_fraction > 0.0).then(|| validation::split(x.n_rows, opts.val_fraction));
     let held_out = split
@@ -157,6 +160,7 @@ pub fn train_with(
     let cells = Cells {
         x,
         counts,
+        batch,
         rows: split.map(|s| s.train),
     };
     let mut trainer = Trainer::new(net, cells, opts);
@@ -169,7 +173,7 @@ pub fn train_with(
         let s = trainer.schedule(net, epoch, trainer.batches_per_epoch - 1);
         record.val_loss = held_out
             .as_ref()
-            .map(|h| h.loss(net, x, counts, trainer.batch_max, s));
+            .map(|h| h.loss(net, &trainer.cells, trainer.batch_max, s));
         progress.epoch(&record);
         records.push(record);
     }
@@ -207,10 +211,40 @@ fn check_inputs<'a>(
     }
 }
 
-/// The cells training sees: rows of `x` (and of the counts) by index, never copied.
+/// The batch of each row, when the network reads it (checked: one per row, each below the
+/// network's batch count).
+fn check_batches<'a>(
+    net: &Network<f32>,
+    x: &Csr<f32>,
+    batches: Option<&'a [u32]>,
+) -> Result<Option<&'a [u32]>> {
+    let n = net.config.n_batches;
+    if n == 0 {
+        return Ok(None);
+    }
+    match batches {
+        None => Err(Error::invalid(
+            "a network conditioned on the batch needs each training cell's batch",
+        )),
+        Some(b) if b.len() != x.n_rows => Err(Error::data(format!(
+            "{} batch ids for {} cells",
+            b.len(),
+            x.n_rows
+        ))),
+        Some(b) if b.iter().any(|&id| id as usize >= n) => Err(Error::data(format!(
+            "a batch id is not below the network's {n} batches"
+        ))),
+        Some(b) => Ok(Some(b)),
+    }
+}
+
+/// The cells training sees: rows of `x` (and of the counts and batches) by index, never
+/// copied.
 pub struct Cells<'a> {
     pub x: &'a Csr<f32>,
     pub counts: Option<&'a Csr<f32>>,
+    /// Each row's batch, for a network conditioned on it.
+    pub batch: Option<&'a [u32]>,
     /// The training rows, ascending (`None`: every row).
     pub rows: Option<Vec<usize>>,
 }
@@ -229,6 +263,25 @@ impl Cells<'_> {
     /// The row of `x` of training cell `position`.
     pub fn row(&self, position: usize) -> usize {
         self.rows.as_ref().map_or(position, |r| r[position])
+    }
+
+    /// Gathers the rows `rows` of `x` into `batch` (and of the counts into `counts`), and
+    /// sets their batches on the workspace.
+    pub fn gather(
+        &self,
+        rows: &[usize],
+        batch: &mut Csr<f32>,
+        counts: &mut Csr<f32>,
+        ws: &mut Workspace<f32>,
+    ) {
+        self.x.gather_rows_into(rows, batch);
+        if let Some(c) = self.counts {
+            c.gather_rows_into(rows, counts);
+        }
+        if let Some(ids) = self.batch {
+            let of_rows: Vec<u32> = rows.iter().map(|&r| ids[r]).collect();
+            ws.set_batch(&of_rows);
+        }
     }
 }
 
@@ -384,14 +437,14 @@ impl<'a> Trainer<'a> {
         self.rows.clear();
         self.rows
             .extend(positions.iter().map(|&p| self.cells.row(p)));
-        self.cells.x.gather_rows_into(&self.rows, &mut self.batch);
+        self.cells
+            .gather(&self.rows, &mut self.batch, &mut self.count_batch, ws);
         match dec.batch_target(positions) {
             Some(p) => ws.set_cluster_target(p.view()),
             None => ws.clear_cluster_target(),
         }
         let noise = Noise::draw(&mut self.noise_rng, cfg.kind, b, cfg.latent);
-        let losses = if let Some(counts) = self.cells.counts {
-            counts.gather_rows_into(&self.rows, &mut self.count_batch);
+        let losses = if self.cells.counts.is_some() {
             net.train_step_nb(ws, &self.batch, &self.count_batch, &noise, s)
         } else if self.unfused_output {
             let losses = net.forward(ws, &self.batch, &noise, s);

@@ -10,6 +10,7 @@
 //! noise; one draw, fixed for the whole run, is used at every epoch (common random numbers),
 //! so the curve moves only because the network does.
 
+use super::Cells;
 use crate::csr::Csr;
 use crate::engine::rng::{stream, substream, Stream};
 use crate::models::{Network, Noise, Schedule};
@@ -53,33 +54,22 @@ impl HeldOut {
         HeldOut { rows, noise }
     }
 
-    /// `recon + KL` per held-out cell (rows of `x`, and of `counts` for the NB likelihood),
+    /// `recon + KL` per held-out cell (these rows of `cells`' input, counts and batches),
     /// evaluated in batches of `batch` cells with the VSC sharpness of `s` (its KL weight
     /// is not used: the KL counts fully).
-    pub fn loss(
-        &self,
-        net: &Network<f32>,
-        x: &Csr<f32>,
-        counts: Option<&Csr<f32>>,
-        batch: usize,
-        s: Schedule,
-    ) -> f64 {
+    pub fn loss(&self, net: &Network<f32>, cells: &Cells<'_>, batch: usize, s: Schedule) -> f64 {
         let n = self.rows.len();
         let b_max = batch.min(n).max(1);
         let mut ws = net.workspace(b_max, true);
-        let mut rows = Csr::with_cols(x.n_cols);
-        let mut count_rows = Csr::with_cols(x.n_cols);
+        let mut rows = Csr::with_cols(cells.x.n_cols);
+        let mut count_rows = Csr::with_cols(cells.x.n_cols);
         let (mut recon, mut kl) = (0.0f64, 0.0f64);
         for start in (0..n).step_by(b_max) {
             let end = (start + b_max).min(n);
-            let idx = &self.rows[start..end];
-            x.gather_rows_into(idx, &mut rows);
+            cells.gather(&self.rows[start..end], &mut rows, &mut count_rows, &mut ws);
             let noise = self.noise.rows(start, end);
-            let l = match counts {
-                Some(counts) => {
-                    counts.gather_rows_into(idx, &mut count_rows);
-                    net.forward_nb(&mut ws, &rows, &count_rows, &noise, s)
-                }
+            let l = match cells.counts {
+                Some(_) => net.forward_nb(&mut ws, &rows, &count_rows, &noise, s),
                 None => net.forward(&mut ws, &rows, &noise, s),
             };
             let undo = 1.0 / net.config.reduction.factor(end - start);
