@@ -5,6 +5,7 @@
 pub mod args;
 mod cluster;
 mod commands;
+mod evaluate;
 mod markers;
 mod pipeline;
 mod run_outputs;
@@ -85,6 +86,8 @@ pub enum Command {
     Cluster(cluster::ClusterArgs),
     /// Marker genes of each cluster: Wilcoxon rank-sum against the rest (scanpy's columns)
     Markers(markers::MarkersArgs),
+    /// Any table of codes through the run's protocols and scores (labels, batches); JSON out
+    Evaluate(evaluate::EvaluateArgs),
     /// Score predicted clusters against labels (NMI, ARI, homogeneity, completeness)
     Score {
         /// Labels CSV (barcode first)
@@ -146,6 +149,7 @@ pub fn run(cli: Cli) -> crate::Result<()> {
         Command::Umap(a) => commands::umap(&a, quiet),
         Command::Cluster(a) => cluster::cluster(&a),
         Command::Markers(a) => markers::markers(&a, quiet),
+        Command::Evaluate(a) => evaluate::evaluate(&a, quiet),
         Command::Score {
             truth,
             pred,

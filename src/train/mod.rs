@@ -140,8 +140,8 @@ pub fn train(
 }
 
 /// [`train`] with the counts and the DEC initialisation of `inputs`: checks the inputs,
-/// holds out the validation cells, then runs the epochs ([`Trainer::epoch`]), each a
-/// shuffle and one [`Trainer::step`] per minibatch.
+/// holds out the validation cells, then runs the epochs, each a shuffle and one
+/// optimiser step per minibatch.
 pub fn train_with(
     net: &mut Network<f32>,
     x: &Csr<f32>,
