@@ -90,3 +90,21 @@ fn pbmc3k_labels_cover_the_qc_cells() {
     let types: std::collections::BTreeSet<&str> = map.values().copied().collect();
     assert_eq!(types.len(), 9);
 }
+
+/// Under `scrna` the networks read 2,000 z-scored HVGs, but marker genes are ranked on the
+/// LogNormalized values of every kept gene (as scanpy ranks `.raw`): the same cells, all
+/// 13,714 genes, the study's LogNormalize values. The study's input is itself that matrix.
+#[test]
+fn pbmc3k_markers_read_lognormalized_values_of_every_gene() {
+    let paper = prepare(pbmc(), &PrepOptions::default()).unwrap();
+    assert!(paper.expression.is_none());
+    let scrna = prepare(pbmc(), &cellvae::models::Preset::Scrna.prep_options()).unwrap();
+    assert_eq!(scrna.data.n_genes(), 2000);
+    assert!(scrna.data.matrix.data.iter().any(|&v| v < 0.0), "z-scores");
+    let (matrix, names) = scrna.marker_input();
+    let (want, want_names) = paper.marker_input();
+    assert_eq!((matrix.n_rows, matrix.n_cols), (2638, 13714));
+    assert_eq!(names, want_names);
+    assert_eq!(matrix.indptr, want.indptr);
+    assert_eq!(matrix.data, want.data);
+}

@@ -81,8 +81,10 @@ pub fn markers(a: &MarkersArgs, quiet: bool) -> Result<()> {
             a.clusters.display()
         );
     }
-    let tests = rank_genes(&d.matrix, &groups, names.len());
-    write_table(&a.out, &names, &tests, &d.gene_names, a.n_genes)
+    // On the normalized values of every kept gene, whatever --hvg and --scale say.
+    let (matrix, gene_names) = prep.marker_input();
+    let tests = rank_genes(matrix, &groups, names.len());
+    write_table(&a.out, &names, &tests, gene_names, a.n_genes)
 }
 
 /// Writes the table: per cluster in order, its best `n_genes` genes (0: all).

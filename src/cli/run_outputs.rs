@@ -6,12 +6,12 @@ use super::commands::{tsne_columns, umap_columns, write_clusters, write_fitted};
 use super::markers::write_table;
 use super::pipeline::RunArgs;
 use crate::analysis::markers::{expression_summary, GeneTest};
+use crate::csr::Csr;
 use crate::error::Result;
 use crate::io::align::CellTypes;
 use crate::io::atomic::ensure_dir;
 use crate::io::h5ad_write::{write_h5ad, AnnData, Column};
 use crate::io::table;
-use crate::io::Dataset;
 use crate::preprocess::Prepared;
 use crate::report::confusion::confusion_figure;
 use crate::report::dotplot::dot_plot;
@@ -75,7 +75,7 @@ pub(super) fn write_model(ctx: &RunContext<'_>, r: &ModelRun, o: &ModelOutcome) 
     }
     if let (Some(c), Some(tests)) = (clusters, &r.markers) {
         let km = &c.tsne_kmeans;
-        write_markers(&dir, name, d, &km.labels, tests)?;
+        write_markers(&dir, name, ctx.prep.marker_input(), &km.labels, tests)?;
         if let Some(t) = ctx.types {
             confusion_figure(
                 &dir.join("confusion.png"),
@@ -166,7 +166,7 @@ const MARKERS_DRAWN: usize = 3;
 fn write_markers(
     dir: &Path,
     name: &str,
-    d: &Dataset,
+    (matrix, gene_names): (&Csr<f32>, &[String]),
     labels: &[usize],
     tests: &[Vec<GeneTest>],
 ) -> Result<()> {
@@ -177,7 +177,7 @@ fn write_markers(
         &dir.join("markers.csv"),
         &cluster_names,
         tests,
-        &d.gene_names,
+        gene_names,
         MARKERS_WRITTEN,
     )?;
     let mut genes: Vec<usize> = Vec::new();
@@ -188,8 +188,8 @@ fn write_markers(
             }
         }
     }
-    let (mean, detected) = expression_summary(&d.matrix, &groups, k, &genes);
-    let gene_names: Vec<String> = genes.iter().map(|&g| d.gene_names[g].clone()).collect();
+    let (mean, detected) = expression_summary(matrix, &groups, k, &genes);
+    let gene_names: Vec<String> = genes.iter().map(|&g| gene_names[g].clone()).collect();
     dot_plot(
         &dir.join("markers_dotplot.png"),
         &format!("{name}: top {MARKERS_DRAWN} marker genes of each cluster"),

@@ -1,6 +1,6 @@
 //! From raw counts to the matrix the networks train on: creation filters, Seurat QC,
 //! LogNormalize, and optionally the highly variable genes and per-gene scaling. See
-//! MODEL-SPEC section 1 and SCIENCE-SPEC section 1.
+//! `docs/math.md#1-preprocessing` and `docs/math.md#9-gene-selection-and-scaling`.
 
 pub mod hvg;
 pub mod hvg_seurat;
@@ -102,6 +102,30 @@ pub struct Prepared {
     pub counts: Option<crate::csr::Csr<f32>>,
     /// The scaling applied to `data` (`--scale`), to be stored with each model.
     pub scaling: Option<Scaling>,
+    /// The normalized values of every kept gene, before gene selection and scaling, when
+    /// `data` is something else (HVGs only, or z-scores): marker genes are ranked on these,
+    /// as scanpy ranks `.raw`. A z-score "expresses" in every cell and its differences are not
+    /// log fold changes.
+    pub expression: Option<Expression>,
+}
+
+/// Normalized values of every kept gene, for marker genes ([`Prepared::expression`]).
+#[derive(Clone, Debug)]
+pub struct Expression {
+    /// `(cells, genes)`, the same cells as the training matrix.
+    pub matrix: crate::csr::Csr<f32>,
+    pub gene_names: Vec<String>,
+}
+
+impl Prepared {
+    /// The matrix marker genes are ranked on, and its gene names: the normalized values of
+    /// every kept gene ([`Prepared::expression`]), or the training matrix when that is them.
+    pub fn marker_input(&self) -> (&crate::csr::Csr<f32>, &[String]) {
+        match &self.expression {
+            Some(e) => (&e.matrix, &e.gene_names),
+            None => (&self.data.matrix, &self.data.gene_names),
+        }
+    }
 }
 
 /// Runs the whole preprocessing on `raw`.
@@ -253,6 +277,10 @@ pub fn prepare(raw: Dataset, opts: &PrepOptions) -> Result<Prepared> {
         });
     }
     let mut counts_kept = counts_before;
+    let expression = (hvg_genes.is_some() || opts.scale).then(|| Expression {
+        matrix: data.matrix.clone(),
+        gene_names: data.gene_names.clone(),
+    });
     if let Some(genes) = hvg_genes {
         notes.push(format!(
             "kept the {} most variable genes ({}{})",
@@ -288,6 +316,7 @@ pub fn prepare(raw: Dataset, opts: &PrepOptions) -> Result<Prepared> {
         notes,
         counts: counts_kept,
         scaling,
+        expression,
     })
 }
 

@@ -288,7 +288,11 @@ pub fn run_model(
     )?;
     let markers = evaluation.clusters.as_ref().map(|c| {
         let groups: Vec<Option<usize>> = c.tsne_kmeans.labels.iter().map(|&l| Some(l)).collect();
-        rank_genes(&prep.data.matrix, &groups, c.tsne_kmeans.centroids.nrows())
+        rank_genes(
+            prep.marker_input().0,
+            &groups,
+            c.tsne_kmeans.centroids.nrows(),
+        )
     });
     Ok(ModelRun {
         model,
