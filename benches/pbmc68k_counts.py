@@ -1,6 +1,6 @@
-"""A second labelled count dataset for the README's "Beyond the study": scanpy's bundled
-`pbmc68k_reduced` (700 cells of 10x PBMC 68k, 765 genes), whose labels (`bulk_labels`) come
-from FACS-sorted bulk populations, not from a clustering.
+"""A second labelled count dataset (docs/results.md#a-second-dataset-with-facs-labels):
+scanpy's bundled `pbmc68k_reduced` (700 cells of 10x PBMC 68k, 765 genes), whose labels
+(`bulk_labels`) come from FACS-sorted bulk populations, not from a clustering.
 
     python benches/pbmc68k_counts.py target/pbmc68k      # needs scanpy (the file ships with it)
     cargo run --release -- run --preset scrna --data target/pbmc68k --qc none --out results-68k

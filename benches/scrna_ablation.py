@@ -1,4 +1,4 @@
-"""The ablation table of the README's "Beyond the study": each lever of `--preset scrna`
+"""The ablation table of docs/results.md#ablation: each lever of `--preset scrna`
 turned off (or on) alone, several training seeds, every protocol, mean ± sd.
 
     cargo build --release

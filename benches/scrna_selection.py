@@ -7,8 +7,9 @@ Trains each candidate with `cellvae train --preset scrna` (2,000 seurat HVGs, sc
 fixed validation split of 10 % of the cells, the same cells for every run) and prints the
 held-out loss (recon + KL per held-out cell, the negative ELBO: comparable across β) averaged
 over the last 10 epochs and over the seeds. Lower is better. One axis is varied at a time
-around the starting point the README's table used (latent 10, β 1, no BatchNorm, no dropout,
-KL warm-up 50), then the combination the preset took is run; the labels are never read.
+around the starting point of the table in docs/scrna.md#how-held-out-loss-chose-the-rest
+(latent 10, β 1, no BatchNorm, no dropout, KL warm-up 50), then the combination the preset
+took is run; the labels are never read.
 """
 import argparse
 import csv

@@ -1,4 +1,4 @@
-//! k-means as scikit-learn runs it (MODEL-SPEC 6.3): k-means++ seeding with
+//! k-means as scikit-learn runs it (`docs/math.md#63-k-means`): k-means++ seeding with
 //! `2 + ⌊ln k⌋` local trials, Lloyd iterations until the centres move less than
 //! `tol × mean feature variance` (squared, summed) or 300 iterations, `n_init` restarts
 //! keeping the lowest inertia. Every restart has its own seeded stream and restarts run in

@@ -1,5 +1,5 @@
 //! Leiden community detection (Traag, Waltman & van Eck 2019) on a weighted undirected graph,
-//! maximizing modularity with a resolution γ (SCIENCE-SPEC section 7):
+//! maximizing modularity with a resolution γ (`docs/math.md#15-leiden-with-k-clusters`):
 //!
 //! `Q = (1/2m) Σ_c [ W_c − γ·K_c²/(2m) ]`, with `W_c` the weight inside community `c` (each
 //! edge counted from both ends), `K_c` the sum of its nodes' strengths `k_v = Σ_u A_vu` and
@@ -28,6 +28,28 @@ use rand::Rng;
 
 /// Randomness of the refinement (igraph's `beta`).
 const THETA: f64 = 0.01;
+
+/// Lower end of the resolution bracket [`leiden_k`] bisects
+/// (`docs/math.md#15-leiden-with-k-clusters`). A small γ barely penalises merging, so the
+/// partition falls into few, large communities; the bracket `[0.01, 5]` reaches two orders of
+/// magnitude below scanpy's default resolution 1 and a factor 5 above it. It is the bracket
+/// `benches/baselines_pbmc3k.py` bisects for scanpy too, so both visit the same resolutions.
+const RESOLUTION_LO: f64 = 0.01;
+
+/// Upper end of the resolution bracket (see [`RESOLUTION_LO`]): a large γ splits the graph into
+/// many small communities.
+const RESOLUTION_HI: f64 = 5.0;
+
+/// Most bisection steps of [`leiden_k`] (as in `benches/baselines_pbmc3k.py`). After 40
+/// halvings the bracket is `4.99/2⁴⁰ ≈ 4.5·10⁻¹²` wide; moving γ that little moves every gain
+/// `w(v, D) − γ·k_v·K_D/(2m)` by about as little, so further steps would keep meeting the
+/// same partitions.
+const BISECTION_STEPS: usize = 40;
+
+/// Most runs under [`Iterations::UntilStable`]. leidenalg's `n_iterations=-1` repeats until a
+/// run changes nothing, with no cap; the cap keeps a partition that never settles (a cycle
+/// between equally good moves) from looping forever.
+const MAX_STABLE_RUNS: usize = 100;
 
 /// A weighted undirected graph as adjacency lists (every edge stored from both ends; no
 /// self-loops in the input, but aggregated graphs carry a node's inner weight in `inner`).
@@ -126,9 +148,9 @@ pub struct LeidenK {
 /// resolutions can give `k`; the first one the bisection meets is returned. If none does,
 /// the result of the resolution whose count came nearest (the lower γ on ties).
 pub fn leiden_k(g: &AdjGraph, k: usize, iterations: Iterations, seed: u64) -> LeidenK {
-    let (mut lo, mut hi) = (0.01f64, 5.0f64);
+    let (mut lo, mut hi) = (RESOLUTION_LO, RESOLUTION_HI);
     let mut nearest: Option<(usize, f64, Vec<usize>)> = None;
-    for _ in 0..40 {
+    for _ in 0..BISECTION_STEPS {
         let r = 0.5 * (lo + hi);
         let labels = leiden(g, r, iterations, seed);
         let found = labels.iter().max().map_or(0, |m| m + 1);
@@ -179,7 +201,7 @@ pub fn leiden(g: &AdjGraph, gamma: f64, iterations: Iterations, seed: u64) -> Ve
     }
     let runs = match iterations {
         Iterations::Fixed(k) => k.max(1),
-        Iterations::UntilStable => 100,
+        Iterations::UntilStable => MAX_STABLE_RUNS,
     };
     for _ in 0..runs {
         let next = renumber(&one_iteration(g, membership.clone(), gamma, &mut rng));

@@ -1,5 +1,5 @@
 //! Clustering scores against reference labels, with scikit-learn's definitions and its
-//! conventions for degenerate partitions (MODEL-SPEC 6.4).
+//! conventions for degenerate partitions (`docs/math.md#64-scores`).
 //!
 //! From the contingency table `n_ck` (N cells, natural logs):
 //! - `H(C) = −Σ_c (n_c/N) ln(n_c/N)`, `H(K)` likewise;

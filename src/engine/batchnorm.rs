@@ -1,4 +1,4 @@
-//! BatchNorm1d (SCIENCE-SPEC section 4), in place on a batch of `N` rows, per feature `f`.
+//! BatchNorm1d (`docs/math.md#12-batchnorm`), in place on a batch of `N` rows, per feature `f`.
 //!
 //! Training mode, from the batch's own statistics:
 //! ```text

@@ -1,4 +1,5 @@
-//! DEC / IDEC clustering head (Xie et al. 2016; Guo et al. 2017; SCIENCE-SPEC section 6).
+//! DEC / IDEC clustering head (Xie et al. 2016; Guo et al. 2017;
+//! `docs/math.md#14-dec-and-idec`).
 //!
 //! Shapes: codes `z` (B, L), centroids `μ` (K, L) (a parameter), target `p` (B, K).
 //!

@@ -1,4 +1,4 @@
-//! Inverted dropout (SCIENCE-SPEC section 5), in place:
+//! Inverted dropout (`docs/math.md#13-dropout`), in place:
 //!
 //! ```text
 //! mask_ij = 1[u_ij ≥ p] / (1 − p),  u ~ U[0, 1)     drawn per step from its own stream

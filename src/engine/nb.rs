@@ -1,4 +1,5 @@
-//! Negative-binomial reconstruction loss, scVI's decoder (SCIENCE-SPEC section 2).
+//! Negative-binomial reconstruction loss, scVI's decoder
+//! (`docs/math.md#10-negative-binomial-decoder`).
 //!
 //! Shapes: logits `h` (B, G) from the last decoder layer; counts `x` (B, G), the raw integer
 //! counts of the kept genes (CSR); `r` (G) the per-gene log inverse dispersion, a parameter.

@@ -1,4 +1,4 @@
-//! Latent codes, the input of t-SNE and clustering (MODEL-SPEC 6.1):
+//! Latent codes, the input of t-SNE and clustering (`docs/math.md#61-codes`):
 //! AE `z`; β-VAE `μ` (`paper`) or one sample `μ + ε e^{ℓ/2}` (`seed-code`, as the study
 //! did); β-VSC `μ`, the slab mean, optionally followed by the spike probabilities `γ`.
 

@@ -6,6 +6,16 @@ use super::preset::Preset;
 use crate::engine::{Activation, Reduction};
 use crate::error::{Error, Result};
 
+/// The VSC's selection sharpness `c` at the first step under `--vsc-c-schedule`
+/// (`docs/math.md#3-sampling`): the default `c` of every preset, so a scheduled run starts
+/// where an unscheduled one stays.
+pub const VSC_C_SCHEDULE_START: f64 = 50.0;
+
+/// The VSC's `c` at the last step under `--vsc-c-schedule`: the end of the VSC paper's
+/// schedule (50 → 200). A larger `c` makes `s = σ(c·(η + γ − 1))` a sharper stand-in for the
+/// Bernoulli selection `1[η < γ]`, so training ends with nearly binary selections.
+pub const VSC_C_SCHEDULE_END: f64 = 200.0;
+
 /// Which network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
@@ -259,7 +269,8 @@ impl ModelConfig {
     /// Selection sharpness at `step` of `total` steps: constant, or 50 → 200 when scheduled.
     pub fn c_at(&self, step: usize, total: usize) -> f64 {
         if self.vsc_c_schedule && total > 1 {
-            50.0 + 150.0 * step as f64 / (total - 1) as f64
+            VSC_C_SCHEDULE_START
+                + (VSC_C_SCHEDULE_END - VSC_C_SCHEDULE_START) * step as f64 / (total - 1) as f64
         } else {
             self.vsc_c
         }

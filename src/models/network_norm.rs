@@ -1,8 +1,8 @@
 //! BatchNorm and dropout on the hidden layers (`--batchnorm`, `--dropout`): each hidden
 //! position (the first layer and each trunk layer, then each decoder layer but the output)
 //! runs `linear → BatchNorm → activation → dropout`, and its backward the reverse
-//! (SCIENCE-SPEC 4–5). Without either, the layers fuse their activation into their forward
-//! and none of this runs.
+//! (`docs/math.md#12-batchnorm`, `docs/math.md#13-dropout`). Without either, the layers fuse
+//! their activation into their forward and none of this runs.
 
 use super::network::Network;
 use super::workspace::{top, top_mut, Workspace};
@@ -34,7 +34,8 @@ impl<T: Scalar> Network<T> {
     }
 
     /// After hidden position `p`'s linear map (bias included): BatchNorm, the activation,
-    /// then dropout in training mode, in place (SCIENCE-SPEC 4–5).
+    /// then dropout in training mode, in place (`docs/math.md#12-batchnorm`,
+    /// `docs/math.md#13-dropout`).
     pub(super) fn post_forward(&self, ws: &mut Workspace<T>, p: usize, b: usize, act: Activation) {
         let training = ws.training;
         let mut cache = std::mem::take(&mut ws.bn_cache[p]);

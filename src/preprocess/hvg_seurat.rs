@@ -1,5 +1,6 @@
 //! Highly variable genes, scanpy's `flavor="seurat"` (Seurat's older `mean.var.plot`), on
-//! log-normalized data `x = ln(1 + 1e4·count/total)` (SCIENCE-SPEC section 1).
+//! log-normalized data `x = ln(1 + 1e4·count/total)`
+//! (`docs/math.md#9-gene-selection-and-scaling`).
 //!
 //! Per gene, on `e = expm1(x)`: mean `m` and variance `v` (n − 1 denominator); dispersion
 //! `D = ln(v/m)` (undefined where `v = 0`); `M = ln(1 + m)`. The range of `M` is cut into 20

@@ -1,4 +1,5 @@
-//! Per-gene scaling, as `sc.pp.scale(max_value=10)` (SCIENCE-SPEC section 1):
+//! Per-gene scaling, as `sc.pp.scale(max_value=10)`
+//! (`docs/math.md#9-gene-selection-and-scaling`):
 //!
 //! `x' = clip((x − mean_g) / sd_g, −10, 10)`, with `sd_g` the sample sd (n − 1) and a gene
 //! of `sd_g = 0` divided by 1. The means and sds are fitted once, on the training cells, and

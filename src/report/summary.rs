@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 /// The study's published scores (NMI geometric, ARI, homogeneity, completeness), and the
-/// spec's PCA-6 baseline under the same recipe (MODEL-SPEC section 7).
+/// recomputed PCA-6 baseline under the same recipe (`docs/math.md#7-reference-numbers`).
 pub fn published(name: &str) -> Option<[f64; 4]> {
     match name {
         "ae" => Some([0.721, 0.580, 0.770, 0.675]),
@@ -297,7 +297,7 @@ pub fn write_report(path: &Path, outcomes: &[ModelOutcome], ctx: &ReportContext<
         let _ = writeln!(r, "- {n}");
     }
     let _ = writeln!(r, "\n## Scores\n");
-    let _ = writeln!(r, "k-means (n_init 100) on the 2-D t-SNE (perplexity 40) of each model's codes, against the labels. With the study's presets, its published numbers (its Seurat clusters, scikit-learn < 0.22) are beside ours; the PCA row's reference is MODEL-SPEC's recomputed PCA-6 baseline.\n");
+    let _ = writeln!(r, "k-means (n_init 100) on the 2-D t-SNE (perplexity 40) of each model's codes, against the labels. With the study's presets, its published numbers (its Seurat clusters, scikit-learn < 0.22) are beside ours; the PCA row's reference is the recomputed PCA-6 baseline (docs/math.md §7).\n");
     let _ = writeln!(r, "| model | NMI (geo) | NMI (arith) | ARI | homogeneity | completeness | ARI, k-means on the codes | the study on PBMC3k: NMI / ARI / hom / com | train s | final recon/entry |");
     let _ = writeln!(r, "|---|---|---|---|---|---|---|---|---|---|");
     for o in outcomes {

@@ -11,7 +11,11 @@ use crate::train::progress::Progress;
 use crate::train::{self as training, EpochRecord, TrainInputs, TrainOptions};
 use std::time::Instant;
 
-/// k-means restarts that place the DEC centroids when the DEC phase begins.
+/// k-means restarts that place the DEC centroids when the DEC phase begins
+/// (`docs/math.md#14-dec-and-idec`): 20, as IDEC's Keras code (Guo et al. 2017, also its DEC
+/// port) initialises them, `KMeans(n_clusters, n_init=20)`. Fewer than the evaluation's 100
+/// restarts: this runs inside training, on every DEC run, and only places the centroids that
+/// the phase then moves.
 pub const DEC_INIT_RESTARTS: usize = 20;
 
 /// A trained network and what training measured.

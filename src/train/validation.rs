@@ -1,4 +1,5 @@
-//! The validation split and the held-out loss (SCIENCE-SPEC section 8).
+//! The validation split and the held-out loss
+//! (`docs/math.md#16-held-out-loss-and-further-scores`).
 //!
 //! The split is drawn from a fixed seed ([`SPLIT_SEED`]), not the training seed: every
 //! configuration and every training seed on the same cells holds out the *same* cells, so

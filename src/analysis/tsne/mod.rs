@@ -1,4 +1,4 @@
-//! t-SNE, as scikit-learn 0.19–0.21 ran it for the study (MODEL-SPEC 6.2): perplexity
+//! t-SNE, as scikit-learn 0.19–0.21 ran it for the study (`docs/math.md#62-t-sne`): perplexity
 //! calibration by binary search, symmetrized `P`, random init `1e-4·N(0, I)`, early
 //! exaggeration 12 with momentum 0.5 for 250 iterations, then momentum 0.8 up to 1000,
 //! learning rate 200, per-parameter gains (+0.2 when the gradient's sign flips against the
