@@ -7,7 +7,8 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-fn temp_name(path: &Path) -> PathBuf {
+/// The temporary name `path` is written under before it is renamed into place.
+pub fn temp_name(path: &Path) -> PathBuf {
     let mut name = path
         .file_name()
         .map(|n| n.to_os_string())

@@ -36,14 +36,14 @@ pub struct AnnData<'a> {
     pub obsm: Vec<(String, &'a Array2<f64>)>,
 }
 
-fn encoding(ty: &str, version: &str) -> [(&'static str, AttrValue); 2] {
+pub(super) fn encoding(ty: &str, version: &str) -> [(&'static str, AttrValue); 2] {
     [
         ("encoding-type", AttrValue::VarLenString(ty.into())),
         ("encoding-version", AttrValue::VarLenString(version.into())),
     ]
 }
 
-fn tag_group(g: &mut GroupBuilder, ty: &str, version: &str) {
+pub(super) fn tag_group(g: &mut GroupBuilder, ty: &str, version: &str) {
     for (k, v) in encoding(ty, version) {
         g.set_attr(k, v);
     }
@@ -72,7 +72,7 @@ fn strings(g: &mut GroupBuilder, name: &str, values: &[String]) {
 }
 
 /// Fills `g` as anndata's dataframe element.
-fn fill_dataframe(g: &mut GroupBuilder, index: &[String], columns: &[(String, Column)]) {
+pub(super) fn fill_dataframe(g: &mut GroupBuilder, index: &[String], columns: &[(String, Column)]) {
     tag_group(g, "dataframe", "0.2.0");
     g.set_attr("_index", AttrValue::VarLenString("_index".into()));
     let order: Vec<String> = columns.iter().map(|(n, _)| n.clone()).collect();

@@ -9,6 +9,7 @@ pub mod atomic;
 pub mod batches;
 pub mod csv_matrix;
 pub mod h5;
+pub mod h5ad_stream;
 pub mod h5ad_write;
 pub mod labels;
 pub mod mtx;
