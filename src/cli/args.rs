@@ -95,6 +95,13 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
+    /// Whether the inputs come with batches: `--batch-key`, `--batches` or several `--data`
+    /// (the presets' batch values apply; one batch in the data is then reported, and the
+    /// networks are not conditioned on it).
+    pub fn names_batches(&self) -> bool {
+        self.batch_key.is_some() || self.batches.is_some() || self.data.len() > 1
+    }
+
     /// The first `--data` input (where labels inside the input are looked for).
     pub fn first(&self) -> &std::path::Path {
         self.data
@@ -282,9 +289,10 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    /// The preset's configuration of `kind` with every given flag applied.
-    pub fn config(&self, kind: ModelKind) -> crate::Result<ModelConfig> {
-        let mut c = self.preset.network(kind);
+    /// The preset's configuration of `kind`, on data with batches (`batches`) or without,
+    /// with every given flag applied.
+    pub fn config(&self, kind: ModelKind, batches: bool) -> crate::Result<ModelConfig> {
+        let mut c = self.preset.network_for(kind, batches);
         if let Some(v) = self.latent {
             c.latent = v;
         }
@@ -340,10 +348,13 @@ impl ModelArgs {
         Ok(c)
     }
 
-    /// The preset's training options with every given flag applied.
-    pub fn train_options(&self) -> crate::Result<TrainOptions> {
+    /// The preset's training options, on data with batches (`batches`) or without, with
+    /// every given flag applied.
+    pub fn train_options(&self, batches: bool) -> crate::Result<TrainOptions> {
         let defaults = TrainOptions::preset(self.preset);
-        let epochs = self.epochs.unwrap_or(defaults.epochs);
+        let epochs = self
+            .epochs
+            .unwrap_or(self.preset.training_for(batches).epochs);
         let t = TrainOptions {
             batch_size: self.batch_size.unwrap_or(defaults.batch_size),
             epochs,

@@ -122,10 +122,13 @@ pub fn train(
     out: &Path,
     quiet: bool,
 ) -> Result<()> {
-    let mut cfg = margs.config(kind)?;
-    let topts = margs.train_options()?;
+    let mut cfg = margs.config(kind, data.names_batches())?;
+    let mut topts = margs.train_options(data.names_batches())?;
     ensure_dir(out)?;
     let prep = load_prepared(data, &data.prep_options(margs.preset)?, quiet)?;
+    if margs.epochs.is_none() {
+        topts.scale_to_cells(prep.data.n_cells());
+    }
     let batches = prep.data.batches.as_ref();
     cfg.condition_on_batches(batches.map_or(0, |b| b.n_batches()))?;
     let fitted = fit_network(

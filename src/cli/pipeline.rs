@@ -73,13 +73,15 @@ impl RunArgs {
     /// The preset's study with every given flag applied, checked.
     pub fn study_options(&self) -> Result<StudyOptions> {
         let preset = self.model.preset;
+        let batches = self.data.names_batches();
         let mut networks = Vec::with_capacity(3);
         for kind in ModelKind::ALL {
-            networks.push(self.model.config(kind)?);
+            networks.push(self.model.config(kind, batches)?);
         }
         let networks: [_; 3] = networks.try_into().expect("one per kind");
-        let train = self.model.train_options()?;
+        let train = self.model.train_options(batches)?;
         let opts = StudyOptions {
+            scale_epochs: self.model.epochs.is_none(),
             preset,
             prep: self.data.prep_options(preset)?,
             models: self.models.clone(),

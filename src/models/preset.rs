@@ -16,6 +16,8 @@
 //! | batch, epochs, learning rate | 256, 200, 10⁻³ | 240, 200, 10⁻³ | 128, 200, 10⁻³ |
 //! | KL warm-up, validation split | none | none | 50 epochs, 10 % of the cells |
 //! | PCA baseline | as many components as the latent (6) | the same | 50 components |
+//! | with batches | the same, the decoder reading the batch | the same | scVI's prior: NB on the counts, 10-D code, 400 epochs |
+//! | beyond 20,000 cells | epochs × 20,000 / cells (scVI's rule) | the same | the same |
 //!
 //! VSC's selection sharpness c = 50 and prior spike probability α = 0.5, and the MSE
 //! likelihood, are the same in all three. `scrna`'s latent width, β, BatchNorm, dropout and
@@ -57,6 +59,30 @@ pub const SCRNA_HVG: usize = 2000;
 
 /// The components of the `scrna` PCA baseline (scanpy's default).
 pub const SCRNA_PCA_COMPONENTS: usize = 50;
+
+/// `scrna` on data with batches takes scVI's defaults for integration, a prior stated in
+/// advance rather than a choice made on any data set: the negative-binomial likelihood on the
+/// counts, a 10-dimensional code, and 400 epochs (scVI's rule below 20,000 cells; beyond,
+/// [`epochs_for_cells`] shrinks them as it does every preset's).
+pub const SCRNA_BATCH_LATENT: usize = 10;
+/// See [`SCRNA_BATCH_LATENT`].
+pub const SCRNA_BATCH_EPOCHS: usize = 400;
+
+/// Cells up to which a preset trains its full epochs; beyond, the epochs shrink in
+/// proportion ([`epochs_for_cells`]).
+pub const EPOCH_SCALE_CELLS: usize = 20_000;
+
+/// scVI's rule for the epochs over `n` cells: `epochs` up to [`EPOCH_SCALE_CELLS`] cells,
+/// then `epochs · 20,000 / n` rounded (at least 1), so the number of optimizer steps stays
+/// bounded as the data grow (`scrna`: 200 epochs at 20k cells, 20 at 200k, 4 at 1M).
+pub fn epochs_for_cells(epochs: usize, n: usize) -> usize {
+    if n <= EPOCH_SCALE_CELLS {
+        return epochs;
+    }
+    ((epochs * EPOCH_SCALE_CELLS) as f64 / n as f64)
+        .round()
+        .max(1.0) as usize
+}
 
 impl Preset {
     pub const ALL: [Preset; 3] = [Preset::Paper, Preset::SeedCode, Preset::Scrna];
@@ -109,6 +135,31 @@ impl Preset {
                 ..study
             },
         }
+    }
+
+    /// The training values on data with batches (`batches`) or without: `scrna` with
+    /// batches trains [`SCRNA_BATCH_EPOCHS`].
+    pub fn training_for(self, batches: bool) -> TrainingDefaults {
+        let t = self.training();
+        match self {
+            Preset::Scrna if batches => TrainingDefaults {
+                epochs: SCRNA_BATCH_EPOCHS,
+                ..t
+            },
+            _ => t,
+        }
+    }
+
+    /// The network of `kind` on data with batches (`batches`) or without: `scrna` with
+    /// batches is scVI's prior for integration ([`SCRNA_BATCH_LATENT`]); the decoder reads
+    /// the batch once the data's batches are known ([`ModelConfig::condition_on_batches`]).
+    pub fn network_for(self, kind: ModelKind, batches: bool) -> ModelConfig {
+        let mut c = self.network(kind);
+        if self == Preset::Scrna && batches {
+            c.likelihood = Likelihood::Nb;
+            c.latent = SCRNA_BATCH_LATENT;
+        }
+        c
     }
 
     /// Components of the PCA baseline beside networks of `latent` dimensions: the study
@@ -248,5 +299,38 @@ mod tests {
         let t = Preset::Scrna.training();
         assert_eq!((t.batch_size, t.kl_warmup, t.val_fraction), (128, 50, 0.1));
         assert_eq!(Preset::SeedCode.training().batch_size, 240);
+    }
+
+    /// scVI's epochs rule: full epochs up to 20,000 cells (the study's 2,638 cells train
+    /// what they always did), then in proportion; never below 1.
+    #[test]
+    fn epochs_shrink_beyond_twenty_thousand_cells() {
+        assert_eq!(epochs_for_cells(200, 2638), 200);
+        assert_eq!(epochs_for_cells(200, 20_000), 200);
+        assert_eq!(epochs_for_cells(200, 100_000), 40);
+        assert_eq!(epochs_for_cells(200, 1_000_000), 4);
+        assert_eq!(epochs_for_cells(400, 1_000_000), 8);
+        assert_eq!(epochs_for_cells(200, 100_000_000), 1);
+    }
+
+    /// `scrna` with batches is scVI's prior (NB, 10-D code, 400 epochs); without, and every
+    /// other preset with or without, is unchanged.
+    #[test]
+    fn scrna_with_batches_takes_scvis_prior() {
+        let c = Preset::Scrna.network_for(ModelKind::Vae, true);
+        assert_eq!(
+            (c.likelihood, c.latent),
+            (Likelihood::Nb, SCRNA_BATCH_LATENT)
+        );
+        assert_eq!(Preset::Scrna.training_for(true).epochs, 400);
+        assert_eq!(Preset::Scrna.training_for(false), Preset::Scrna.training());
+        for p in Preset::ALL {
+            for kind in ModelKind::ALL {
+                assert_eq!(p.network_for(kind, false), p.network(kind));
+                if p != Preset::Scrna {
+                    assert_eq!(p.network_for(kind, true), p.network(kind));
+                }
+            }
+        }
     }
 }

@@ -93,6 +93,10 @@ pub struct StudyOptions {
     /// The networks' configurations, one per kind in [`ModelKind::ALL`] order.
     pub networks: [ModelConfig; 3],
     pub train: TrainOptions,
+    /// Whether [`StudyOptions::settle`] shrinks the epochs (and the KL warm-up) beyond
+    /// 20,000 cells ([`crate::models::preset::epochs_for_cells`]); false when the epochs
+    /// were given by hand.
+    pub scale_epochs: bool,
     pub pca_components: usize,
     /// Clusters per protocol (`None`: the number of labelled types, if there are labels).
     pub k: Option<usize>,
@@ -102,9 +106,17 @@ pub struct StudyOptions {
 impl StudyOptions {
     /// Every value from `preset`, all four representations, seed 42.
     pub fn preset(preset: Preset) -> Self {
-        let networks = ModelKind::ALL.map(|kind| preset.network(kind));
-        let train = TrainOptions::preset(preset);
+        Self::preset_for(preset, false)
+    }
+
+    /// Every value from `preset` for data with batches (`batches`) or without
+    /// ([`Preset::network_for`], [`Preset::training_for`]).
+    pub fn preset_for(preset: Preset, batches: bool) -> Self {
+        let networks = ModelKind::ALL.map(|kind| preset.network_for(kind, batches));
+        let mut train = TrainOptions::preset(preset);
+        train.epochs = preset.training_for(batches).epochs;
         StudyOptions {
+            scale_epochs: true,
             preset,
             prep: preset.prep_options(),
             models: StudyModel::ALL.to_vec(),
@@ -181,6 +193,10 @@ impl StudyOptions {
                 "--perplexity {} must be positive and below the number of cells ({n})",
                 self.eval.perplexity
             )));
+        }
+        if self.scale_epochs {
+            self.train.scale_to_cells(n);
+            self.scale_epochs = false;
         }
         for cfg in &mut self.networks {
             if cfg.dec_weight > 0.0 && cfg.dec_clusters == 0 {

@@ -74,6 +74,21 @@ impl TrainOptions {
         }
     }
 
+    /// Shrinks the epochs of every phase (training, KL warm-up, DEC) for `n` cells by
+    /// scVI's rule ([`crate::models::preset::epochs_for_cells`]); a phase of 0 stays 0.
+    pub fn scale_to_cells(&mut self, n: usize) {
+        let shrink = |e: usize| {
+            if e == 0 {
+                0
+            } else {
+                crate::models::preset::epochs_for_cells(e, n)
+            }
+        };
+        self.epochs = shrink(self.epochs);
+        self.kl_warmup = shrink(self.kl_warmup).min(self.epochs);
+        self.dec_epochs = shrink(self.dec_epochs).min(self.epochs);
+    }
+
     /// The KL weight of epoch `epoch` (1-based) for a model of weight `beta`.
     pub fn kl_weight(&self, beta: f64, epoch: usize) -> f64 {
         if self.kl_warmup == 0 {

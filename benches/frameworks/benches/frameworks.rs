@@ -1,5 +1,5 @@
 //! cellvae against candle, a Rust framework, per training epoch: the three `paper` models
-//! (MODEL-SPEC section 2) on the shipped PBMC3k, the same preprocessed matrix, batch (256),
+//! (`docs/math.md#2-presets`) on the shipped PBMC3k, the same preprocessed matrix, batch (256),
 //! optimizer (Adam, learning rate 1e-3) and loss, run in turn so both see the same machine.
 //!
 //!     cargo bench -p cellvae-frameworks [-- --epochs 6 --rounds 3 --models ae,vae,vsc]
