@@ -258,20 +258,20 @@ fn run_is_complete_and_deterministic() {
     // The run's AnnData reads back: the cells and genes as trained on, the labels, and the
     // raw counts as a layer.
     let h5ad = a.join("cellvae.h5ad");
-    let opts = cellvae::io::h5::H5adOptions::default();
-    let x = cellvae::io::h5::read_h5ad(&h5ad, &opts).unwrap();
+    let opts = cellvae::io::hdf5::H5adOptions::default();
+    let x = cellvae::io::hdf5::read_h5ad(&h5ad, &opts).unwrap();
     assert_eq!((x.n_cells(), x.n_genes()), (60, 40));
     assert!(!x.is_integer(), "X holds the normalized values");
-    let counts = cellvae::io::h5::H5adOptions {
+    let counts = cellvae::io::hdf5::H5adOptions {
         layer: Some("counts".into()),
         raw: false,
     };
-    let raw_counts = cellvae::io::h5::read_h5ad(&h5ad, &counts).unwrap();
+    let raw_counts = cellvae::io::hdf5::read_h5ad(&h5ad, &counts).unwrap();
     assert!(raw_counts.is_integer() && raw_counts.matrix.nnz() == x.matrix.nnz());
-    let labels = cellvae::io::h5::read_h5ad_labels(&h5ad, "labels").unwrap();
+    let labels = cellvae::io::hdf5::read_h5ad_labels(&h5ad, "labels").unwrap();
     assert_eq!(labels.entries.len(), 60);
     for column in ["vae_kmeans", "vae_leiden"] {
-        let clusters = cellvae::io::h5::read_h5ad_labels(&h5ad, column).unwrap();
+        let clusters = cellvae::io::hdf5::read_h5ad_labels(&h5ad, column).unwrap();
         assert!(
             clusters.entries.iter().all(|(_, c)| c.is_some()),
             "{column}"

@@ -197,7 +197,7 @@ fn gradcheck_detects_wrong_gradient() {
     );
 }
 
-/// The study's parameter counts (MODEL-SPEC section 2) on PBMC3k's 13,714 genes.
+/// The study's parameter counts (`docs/math.md#2-presets`) on PBMC3k's 13,714 genes.
 #[test]
 fn preset_parameter_counts_match_the_spec() {
     let count = |k, p| {
@@ -437,7 +437,7 @@ const CONDITIONAL_SEED: u64 = 1;
 /// The models conditioned on the batch (3 batches): every decoder layer reads the batch's
 /// one-hot code, and with `encode_batch` every encoder layer too; the NB dispersion per gene
 /// or per gene and batch. Every tensor against finite differences of the full loss, with
-/// BatchNorm and dropout on (the `scrna` shapes); the MSE models' fused and unfused steps
+/// BatchNorm and dropout on (the scaled-down `paper` shapes); the MSE models' fused and unfused steps
 /// agree; and the decoder's batch columns receive gradient only from their own batch's cells.
 #[test]
 fn gradcheck_conditional_models() {

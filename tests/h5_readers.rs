@@ -1,7 +1,7 @@
 //! The HDF5 readers on files written by anndata and h5py (`tests/fixtures/h5/make_fixtures.py`):
 //! every layout gives the same cells, genes and counts as `expected.csv`.
 
-use cellvae::io::h5::{read_10x_h5, read_h5ad, read_h5ad_labels, H5adOptions};
+use cellvae::io::hdf5::{read_10x_h5, read_h5ad, read_h5ad_labels, H5adOptions};
 use cellvae::io::{read_dataset, Dataset, ReadOptions};
 use std::path::Path;
 

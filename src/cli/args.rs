@@ -123,7 +123,7 @@ impl DataArgs {
     pub fn read_options(&self) -> crate::io::ReadOptions {
         crate::io::ReadOptions {
             transpose: self.transpose,
-            h5ad: crate::io::h5::H5adOptions {
+            h5ad: crate::io::hdf5::H5adOptions {
                 layer: self.layer.clone(),
                 raw: self.raw,
             },

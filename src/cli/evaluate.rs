@@ -6,7 +6,7 @@
 use crate::error::{Error, Result};
 use crate::io::align::cell_types;
 use crate::io::batches::CellBatches;
-use crate::io::{h5, labels, table};
+use crate::io::{hdf5, labels, table};
 use crate::study::evaluate::{evaluate_codes, EvalOptions};
 use clap::Args;
 use serde_json::json;
@@ -49,7 +49,7 @@ fn per_cell(
     match (csv, obs) {
         (Some(p), _) => Ok(Some((p.clone(), labels::read(p, None)?))),
         (None, (Some(file), Some(column))) => {
-            Ok(Some((file.clone(), h5::read_h5ad_labels(file, column)?)))
+            Ok(Some((file.clone(), hdf5::read_h5ad_labels(file, column)?)))
         }
         _ => Ok(None),
     }

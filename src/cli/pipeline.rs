@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::io::align::{cell_types, CellTypes};
 use crate::io::atomic::ensure_dir;
 use crate::io::labels::Labels;
-use crate::io::{h5, labels, Dataset};
+use crate::io::{hdf5, labels, Dataset};
 use crate::models::ModelKind;
 use crate::report::seeds;
 use crate::report::summary;
@@ -143,13 +143,13 @@ fn load_labels(a: &RunArgs, d: &Dataset, quiet: bool) -> Result<Option<CellTypes
 /// several inputs, a barcode made unique by the join is looked up as `<barcode>-<batch>`).
 fn obs_labels(inputs: &[PathBuf], d: &Dataset, column: &str) -> Result<Labels> {
     if inputs.len() == 1 {
-        return h5::read_h5ad_labels(&inputs[0], column);
+        return hdf5::read_h5ad_labels(&inputs[0], column);
     }
     let ours: std::collections::HashSet<&str> = d.barcodes.iter().map(String::as_str).collect();
     let mut entries = Vec::new();
     for input in inputs {
         let batch = crate::io::batches::input_name(input);
-        for (barcode, label) in h5::read_h5ad_labels(input, column)?.entries {
+        for (barcode, label) in hdf5::read_h5ad_labels(input, column)?.entries {
             let unique = format!("{barcode}-{batch}");
             let name = if ours.contains(unique.as_str()) {
                 unique

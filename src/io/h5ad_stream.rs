@@ -182,7 +182,7 @@ impl Drop for StreamedH5ad {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::h5::{read_h5ad, read_h5ad_labels, H5adOptions};
+    use crate::io::hdf5::{read_h5ad, read_h5ad_labels, H5adOptions};
 
     fn scratch(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("cellvae-h5stream-{}", std::process::id()));

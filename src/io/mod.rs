@@ -8,9 +8,9 @@ pub mod align;
 pub mod atomic;
 pub mod batches;
 pub mod csv_matrix;
-pub mod h5;
 pub mod h5ad_stream;
 pub mod h5ad_write;
+pub mod hdf5;
 pub mod labels;
 pub mod mtx;
 pub mod table;
@@ -60,7 +60,7 @@ pub struct ReadOptions {
     /// For CSV input: rows are genes and columns are cells.
     pub transpose: bool,
     /// For `.h5ad` input: which matrix (`X`, a layer, or `raw/X`).
-    pub h5ad: h5::H5adOptions,
+    pub h5ad: hdf5::H5adOptions,
 }
 
 /// Reads a 10x directory, a `.mtx[.gz]` file (with its sibling genes/barcodes files), a
@@ -82,9 +82,9 @@ pub fn read_dataset(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
     } else if name.ends_with(".mtx") || name.ends_with(".mtx.gz") {
         tenx::read_mtx_file(path)
     } else if name.ends_with(".h5ad") {
-        h5::read_h5ad(path, &opts.h5ad)
+        hdf5::read_h5ad(path, &opts.h5ad)
     } else if name.ends_with(".h5") || name.ends_with(".hdf5") {
-        h5::read_10x_h5(path)
+        hdf5::read_10x_h5(path)
     } else if name.ends_with(".csv")
         || name.ends_with(".csv.gz")
         || name.ends_with(".tsv")
@@ -148,7 +148,7 @@ pub fn read_inputs(
                     first.display()
                 )));
             }
-            let l = h5::read_h5ad_labels(first, column)?;
+            let l = hdf5::read_h5ad_labels(first, column)?;
             d.batches = Some(batches::CellBatches::from_labels(&l, &d.barcodes, first)?);
         }
         BatchSource::Table(path) => {

@@ -1,26 +1,15 @@
-//! HDF5 inputs, through the pure-Rust `hdf5-pure` crate (no libhdf5):
-//!
-//! - AnnData `.h5ad` (anndata ≥ 0.7's layout): the matrix from `X` (or `layers/<NAME>`, or
-//!   `raw/X`), stored as a CSR group, a CSC group (`encoding-type` `csr_matrix` / `csc_matrix`,
-//!   `data`, `indices`, `indptr`, attribute `shape`) or a dense 2-D dataset; cells from the
-//!   `obs` index, genes from the `var` index (symbols) and its `gene_ids` column when present
-//!   (`raw/var` with `raw/X`); labels from an `obs` column, categorical (`categories` and
-//!   `codes`, −1 for missing) or strings.
-//! - The layout scanpy wrote before anndata 0.7 (still shipped as its `pbmc68k_reduced`):
-//!   `obs` and `var` as compound datasets with an `index` field, categorical columns as integer
-//!   codes with their names in `uns/<column>_categories`, `raw.X` and `raw.var`, and sparse
-//!   groups marked `h5sparse_format` / `h5sparse_shape`.
-//! - Cell Ranger `.h5`: version 3's `matrix/` group (`features/id`, `features/name`, and only
-//!   the `Gene Expression` features when `feature_type` is there) or version 2's genome group
-//!   (`genes`, `gene_names`); both hold the genes × cells matrix column by column (CSC).
-//!
-//! Every failure is one error naming the file and the HDF5 object, and what was expected.
+//! AnnData `.h5ad` files: the matrix (`X`, a layer or `raw/X`; CSR read a block of rows at a
+//! time, CSC, or dense), the cell and gene names, and `obs` columns as labels; anndata ≥ 0.7's
+//! layout and the one scanpy wrote before it (see the parent module's doc).
 
-use super::labels::Labels;
-use super::Dataset;
+use super::{
+    attr, attr_string, compressed, err, group, integers, matrix, open, positions, strings, values,
+};
 use crate::csr::Csr;
 use crate::error::{Error, Result};
-use hdf5_pure::{AttrValue, Datatype, File, Group};
+use crate::io::labels::Labels;
+use crate::io::Dataset;
+use hdf5_pure::{AttrValue, Datatype, File};
 use std::path::Path;
 
 /// Which matrix of an `.h5ad` to read.
@@ -30,178 +19,6 @@ pub struct H5adOptions {
     pub layer: Option<String>,
     /// Read `raw/X` with `raw/var` instead of `X` with `var`.
     pub raw: bool,
-}
-
-fn err(path: &Path, object: &str, msg: impl std::fmt::Display) -> Error {
-    Error::parse(path, None, format!("{object}: {msg}"))
-}
-
-fn open(path: &Path) -> Result<File> {
-    File::open_streaming(path)
-        .map_err(|e| err(path, "/", format!("not a readable HDF5 file ({e})")))
-}
-
-fn group(path: &Path, f: &File, name: &str) -> Result<Group> {
-    f.group(name)
-        .map_err(|e| err(path, name, format!("expected a group ({e})")))
-}
-
-fn strings(path: &Path, f: &File, name: &str) -> Result<Vec<String>> {
-    f.dataset(name)
-        .and_then(|d| d.read_string())
-        .map_err(|e| err(path, name, format!("expected a dataset of strings ({e})")))
-}
-
-fn integers(path: &Path, f: &File, name: &str) -> Result<Vec<i64>> {
-    f.dataset(name)
-        .and_then(|d| d.read_i64())
-        .map_err(|e| err(path, name, format!("expected a dataset of integers ({e})")))
-}
-
-fn values(path: &Path, f: &File, name: &str) -> Result<Vec<f32>> {
-    let v = f
-        .dataset(name)
-        .and_then(|d| d.read_f32())
-        .map_err(|e| err(path, name, format!("expected a numeric dataset ({e})")))?;
-    if let Some(bad) = v.iter().find(|v| !v.is_finite() || **v < 0.0) {
-        return Err(err(
-            path,
-            name,
-            format!("holds {bad}; expected finite non-negative values (counts or normalized data; for scaled data read --raw or a --layer of counts)"),
-        ));
-    }
-    Ok(v)
-}
-
-fn attr(path: &Path, g: &Group, object: &str, key: &str) -> Result<Option<AttrValue>> {
-    let attrs = g
-        .attrs()
-        .map_err(|e| err(path, object, format!("cannot read its attributes ({e})")))?;
-    Ok(attrs.get(key).cloned())
-}
-
-fn attr_string(path: &Path, g: &Group, object: &str, key: &str) -> Result<Option<String>> {
-    // h5py writes a `str` attribute as a variable-length string; others write fixed widths.
-    Ok(match attr(path, g, object, key)? {
-        Some(
-            AttrValue::String(s)
-            | AttrValue::AsciiString(s)
-            | AttrValue::VarLenString(s)
-            | AttrValue::VarLenAsciiString(s),
-        ) => Some(s),
-        Some(AttrValue::StringSized { value, .. } | AttrValue::AsciiStringSized { value, .. }) => {
-            Some(value)
-        }
-        Some(
-            AttrValue::StringArray(v)
-            | AttrValue::AsciiStringArray(v)
-            | AttrValue::VarLenStringArray(v)
-            | AttrValue::VarLenAsciiStringArray(v),
-        ) if v.len() == 1 => Some(v[0].clone()),
-        _ => None,
-    })
-}
-
-/// Checked `usize` positions from a pointer or index dataset.
-fn positions(path: &Path, object: &str, v: Vec<i64>, below: usize) -> Result<Vec<usize>> {
-    v.into_iter()
-        .map(|p| {
-            usize::try_from(p)
-                .ok()
-                .filter(|&p| p <= below)
-                .ok_or_else(|| err(path, object, format!("holds {p}, outside 0..={below}")))
-        })
-        .collect()
-}
-
-/// A compressed sparse group (`data`, `indices`, `indptr`) as `(major, minor)` entries:
-/// `indptr` runs over `n_major` majors, `indices` are minors below `n_minor`.
-fn compressed(
-    path: &Path,
-    f: &File,
-    name: &str,
-    n_major: usize,
-    n_minor: usize,
-) -> Result<Vec<(usize, usize, f32)>> {
-    let data = values(path, f, &format!("{name}/data"))?;
-    let indices_name = format!("{name}/indices");
-    let indptr_name = format!("{name}/indptr");
-    let indices = positions(
-        path,
-        &indices_name,
-        integers(path, f, &indices_name)?,
-        n_minor,
-    )?;
-    let indptr = positions(
-        path,
-        &indptr_name,
-        integers(path, f, &indptr_name)?,
-        data.len(),
-    )?;
-    if indptr.len() != n_major + 1 || indptr[0] != 0 || indptr[n_major] != data.len() {
-        return Err(err(
-            path,
-            &indptr_name,
-            format!(
-                "has {} entries from {} to {}; expected {} from 0 to {} (the number of values)",
-                indptr.len(),
-                indptr.first().copied().unwrap_or(0),
-                indptr.last().copied().unwrap_or(0),
-                n_major + 1,
-                data.len()
-            ),
-        ));
-    }
-    if indices.len() != data.len() {
-        return Err(err(
-            path,
-            &indices_name,
-            format!("has {} entries, data has {}", indices.len(), data.len()),
-        ));
-    }
-    let mut out = Vec::with_capacity(data.len());
-    for major in 0..n_major {
-        let (a, b) = (indptr[major], indptr[major + 1]);
-        if b < a {
-            return Err(err(path, &indptr_name, "decreases"));
-        }
-        for k in a..b {
-            if indices[k] >= n_minor {
-                return Err(err(
-                    path,
-                    &indices_name,
-                    format!("index {} is not below {n_minor}", indices[k]),
-                ));
-            }
-            if data[k] != 0.0 {
-                out.push((major, indices[k], data[k]));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// A cells × genes matrix from triplets `(cell, gene, value)`; repeated entries are an error.
-fn matrix(
-    path: &Path,
-    object: &str,
-    cells: usize,
-    genes: usize,
-    t: Vec<(usize, usize, f32)>,
-) -> Result<Csr<f32>> {
-    let n = t.len();
-    let m = Csr::from_triplets(
-        cells,
-        genes,
-        t.into_iter()
-            .map(|(i, j, v)| (i as u32, j as u32, v))
-            .collect(),
-        |a, b| a + b,
-    );
-    if m.nnz() != n {
-        return Err(err(path, object, "stores an entry twice"));
-    }
-    Ok(m)
 }
 
 /// Nonzeros read at a time by [`csr_in_blocks`]: 4 Mi values and their indices, about
@@ -525,7 +342,7 @@ pub fn read_h5ad(path: &Path, opts: &H5adOptions) -> Result<Dataset> {
         (None, false) => "X".into(),
     };
     let matrix = h5ad_matrix(path, &f, &x, barcodes.len(), gene_names.len())?;
-    super::tenx::check_unique(path, &barcodes, 1)?;
+    crate::io::tenx::check_unique(path, &barcodes, 1)?;
     Ok(Dataset {
         matrix,
         barcodes,
@@ -590,83 +407,6 @@ fn decode_categories(
             _ => Err(err(path, object, format!("code {c} has no category"))),
         })
         .collect()
-}
-
-/// Reads a Cell Ranger `.h5` file (version 3 or 2).
-pub fn read_10x_h5(path: &Path) -> Result<Dataset> {
-    let f = open(path)?;
-    let (base, v3) = if f.group("matrix").is_ok() {
-        ("matrix".to_string(), true)
-    } else {
-        let groups = f
-            .root()
-            .groups()
-            .map_err(|e| err(path, "/", format!("cannot list groups ({e})")))?;
-        let genome = groups.into_iter().next().ok_or_else(|| {
-            err(
-                path,
-                "/",
-                "no `matrix` group (Cell Ranger 3) and no genome group (Cell Ranger 2)",
-            )
-        })?;
-        (genome, false)
-    };
-    let shape_name = format!("{base}/shape");
-    let shape = integers(path, &f, &shape_name)?;
-    let [genes, cells] = shape[..] else {
-        return Err(err(path, &shape_name, "expected two numbers: genes, cells"));
-    };
-    let (genes, cells) = (genes.max(0) as usize, cells.max(0) as usize);
-    let barcodes = strings(path, &f, &format!("{base}/barcodes"))?;
-    let (ids, names, kinds) = if v3 {
-        let kind_name = format!("{base}/features/feature_type");
-        let kinds = match f.dataset(&kind_name) {
-            Ok(_) => Some(strings(path, &f, &kind_name)?),
-            Err(_) => None,
-        };
-        (
-            strings(path, &f, &format!("{base}/features/id"))?,
-            strings(path, &f, &format!("{base}/features/name"))?,
-            kinds,
-        )
-    } else {
-        (
-            strings(path, &f, &format!("{base}/genes"))?,
-            strings(path, &f, &format!("{base}/gene_names"))?,
-            None,
-        )
-    };
-    if barcodes.len() != cells || ids.len() != genes || names.len() != genes {
-        return Err(err(
-            path,
-            &base,
-            format!(
-                "shape says {genes} genes × {cells} cells, but there are {} barcodes, {} IDs and {} names",
-                barcodes.len(),
-                ids.len(),
-                names.len()
-            ),
-        ));
-    }
-    super::tenx::check_unique(path, &barcodes, 1)?;
-    let t: Vec<(usize, usize, f32)> = compressed(path, &f, &base, cells, genes)?;
-    let all = matrix(path, &base, cells, genes, t)?;
-    // Only gene expression, as scanpy's read_10x_h5 keeps by default.
-    let keep: Vec<usize> = (0..genes)
-        .filter(|&g| kinds.as_ref().is_none_or(|k| k[g] == "Gene Expression"))
-        .collect();
-    let mut new_index = vec![None; genes];
-    for (k, &g) in keep.iter().enumerate() {
-        new_index[g] = Some(k as u32);
-    }
-    Ok(Dataset {
-        matrix: all.select_columns(&new_index, keep.len()),
-        barcodes,
-        gene_ids: keep.iter().map(|&g| ids[g].clone()).collect(),
-        gene_names: keep.iter().map(|&g| names[g].clone()).collect(),
-        has_gene_ids: true,
-        batches: None,
-    })
 }
 
 #[cfg(test)]
