@@ -109,7 +109,8 @@ impl CellBatches {
             .zip(&counts)
             .map(|(n, c)| format!("{n} ({c} cells)"))
             .collect();
-        format!("{} batches: {}", self.names.len(), parts.join(", "))
+        let plural = if self.names.len() == 1 { "" } else { "es" };
+        format!("{} batch{plural}: {}", self.names.len(), parts.join(", "))
     }
 }
 

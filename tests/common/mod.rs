@@ -1,4 +1,10 @@
-//! What several test files share.
+//! What several test files share: [`small`] networks for the numeric tests, and in [`cli`]
+//! the helpers of the tests that run the binary (`tests/cli_*.rs`).
+
+// Each test binary compiles this whole module and uses only its own part of it.
+#![allow(dead_code)]
+
+pub mod cli;
 
 use cellvae::models::{ModelConfig, ModelKind, Preset};
 
