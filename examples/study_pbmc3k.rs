@@ -41,7 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!(
             "{:<6} {:>14} {:>14} {:>16}",
             run.model.name(),
-            pair(s.tsne_kmeans),
+            s.tsne_kmeans.map_or("skipped".into(), pair),
             pair(s.codes_kmeans),
             pair(s.leiden)
         );

@@ -2,12 +2,14 @@
 //! through the run's protocols and scores, the same code as `run` applies to its own models
 //! ([`crate::study::evaluate::evaluate_codes`]): t-SNE and UMAP, k-means on each, Leiden(k),
 //! every label score and, with batches, the integration scores. One JSON object on stdout.
+//! Above [`crate::study::evaluate::TSNE_MAX_CELLS`] cells t-SNE is skipped unless `--tsne`
+//! is given: then `tsne_kmeans` is null and `tsne_skipped` says why.
 
 use crate::error::{Error, Result};
 use crate::io::align::cell_types;
 use crate::io::batches::CellBatches;
 use crate::io::{hdf5, labels, table};
-use crate::study::evaluate::{evaluate_codes, EvalOptions};
+use crate::study::evaluate::{evaluate_codes, EvalOptions, TsneWhen};
 use clap::Args;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -39,6 +41,9 @@ pub struct EvaluateArgs {
     /// Seed of t-SNE, UMAP, k-means and Leiden
     #[arg(long, default_value_t = crate::train::DEFAULT_SEED)]
     pub seed: u64,
+    /// Run t-SNE (and k-means on it) at any number of cells, not only up to 50,000
+    #[arg(long)]
+    pub tsne: bool,
 }
 
 /// Labels or batches read from a CSV or an obs column, as the run reads them.
@@ -79,7 +84,14 @@ pub fn evaluate(a: &EvaluateArgs, quiet: bool) -> Result<()> {
             "--k must be between 1 and the number of cells ({n})"
         )));
     }
-    let opts = EvalOptions::new(a.seed);
+    let opts = EvalOptions {
+        tsne: if a.tsne {
+            TsneWhen::Always
+        } else {
+            TsneWhen::Auto
+        },
+        ..EvalOptions::new(a.seed)
+    };
     if opts.perplexity.is_nan() || opts.perplexity >= n as f64 {
         return Err(Error::invalid(format!(
             "{}: {n} cells are too few for t-SNE's perplexity {}",
@@ -107,11 +119,17 @@ pub fn evaluate(a: &EvaluateArgs, quiet: bool) -> Result<()> {
         "active_units": e.active_units,
         "leiden_resolution": e.clusters.as_ref().map(|c| c.leiden.resolution),
     });
+    if let Some(why) = opts.tsne_skipped(n) {
+        v["tsne_skipped"] = why.into();
+    }
     if let Some(s) = e.scores {
-        v["tsne_kmeans"] = scores(s.tsne_kmeans);
+        v["tsne_kmeans"] = s.tsne_kmeans.map_or(serde_json::Value::Null, scores);
         v["codes_kmeans"] = scores(s.codes_kmeans);
         v["leiden"] = scores(s.leiden);
         v["silhouette"] = s.labels.silhouette.into();
+        if s.labels.silhouette_cells < s.codes_kmeans.n {
+            v["silhouette_cells"] = s.labels.silhouette_cells.into();
+        }
         v["knn_purity"] = s.labels.knn_purity.into();
     }
     if let Some(i) = e.integration {

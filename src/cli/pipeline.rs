@@ -17,7 +17,7 @@ use crate::io::{hdf5, labels, Dataset};
 use crate::models::ModelKind;
 use crate::report::seeds;
 use crate::report::summary;
-use crate::study::evaluate::EvalOptions;
+use crate::study::evaluate::{EvalOptions, TsneWhen};
 use crate::study::{run_model, StudyModel, StudyOptions};
 use crate::train::progress::Progress;
 use clap::Args;
@@ -53,9 +53,14 @@ pub struct RunArgs {
     /// t-SNE iterations
     #[arg(long, default_value_t = EvalOptions::new(0).tsne_iterations)]
     pub tsne_iterations: usize,
-    /// k-means restarts
-    #[arg(long, default_value_t = EvalOptions::new(0).n_init)]
-    pub n_init: usize,
+    /// Run t-SNE (and the study's protocol, k-means on the 2-D t-SNE) at any number of cells;
+    /// without it, runs above 50,000 cells skip it and cluster the codes instead
+    #[arg(long)]
+    pub tsne: bool,
+    /// k-means restarts [default: 100 up to 20,000 cells, then max(10, round(100 · 20,000 /
+    /// cells))]
+    #[arg(long, value_name = "N")]
+    pub n_init: Option<usize>,
     /// Components of the PCA baseline [default: the networks' latent width; 50 under
     /// --preset scrna]
     #[arg(long, value_name = "N")]
@@ -94,8 +99,13 @@ impl RunArgs {
                 perplexity: self.perplexity,
                 tsne_method: self.tsne_method,
                 tsne_iterations: self.tsne_iterations,
+                tsne: if self.tsne {
+                    TsneWhen::Always
+                } else {
+                    TsneWhen::Auto
+                },
                 n_init: self.n_init,
-                seed: train.seed,
+                ..EvalOptions::new(train.seed)
             },
             train,
         };
@@ -204,15 +214,22 @@ pub fn run(a: RunArgs, quiet: bool) -> Result<()> {
             let outcome = r.outcome(seed);
             write_model(&ctx, &r, &outcome)?;
             if !quiet {
-                let s = outcome.scores.map_or(String::new(), |s| {
-                    format!(
-                        ", NMI {:.3} ARI {:.3}",
-                        s.tsne_kmeans.nmi_geometric, s.tsne_kmeans.ari
-                    )
-                });
+                let s = outcome
+                    .scores
+                    .map_or(String::new(), |s| match s.tsne_kmeans {
+                        Some(t) => format!(", NMI {:.3} ARI {:.3}", t.nmi_geometric, t.ari),
+                        None => format!(
+                            ", codes k-means NMI {:.3} ARI {:.3}",
+                            s.codes_kmeans.nmi_geometric, s.codes_kmeans.ari
+                        ),
+                    });
+                let tsne = match opts.eval.tsne_skipped(prep.data.n_cells()) {
+                    None => format!("t-SNE 2-D and 3-D {:.1}s", outcome.tsne_seconds),
+                    Some(why) => format!("t-SNE skipped ({why})"),
+                };
                 eprintln!(
-                    "{}: codes {:.1}s, t-SNE 2-D and 3-D {:.1}s, UMAP {:.1}s{s}",
-                    outcome.name, outcome.train_seconds, outcome.tsne_seconds, outcome.umap_seconds
+                    "{}: codes {:.1}s, {tsne}, UMAP {:.1}s{s}",
+                    outcome.name, outcome.train_seconds, outcome.umap_seconds
                 );
             }
             outcomes.push(outcome);

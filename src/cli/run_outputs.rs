@@ -1,6 +1,13 @@
 //! The files of one representation's folder (`write_model`: codes, embeddings, clusters,
 //! marker genes, figures, `metrics.json`) and the run's AnnData file. Used by
 //! [`super::pipeline`]; the numbers come from [`crate::study`].
+//!
+//! The clusters these files show (`clusters.csv`, the `.h5ad`'s `<model>_kmeans`, the marker
+//! genes, the confusion matrix, the clusters marked on the t-SNE and UMAP) are the run's
+//! ([`crate::study::evaluate::Clusters::primary`]): the study's, k-means on the 2-D t-SNE;
+//! when t-SNE was skipped (above [`crate::study::evaluate::TSNE_MAX_CELLS`] cells without
+//! `--tsne`), k-means on the codes, and the figures' titles say so. Without t-SNE there is
+//! no `tsne2d.csv`, `tsne3d.csv`, `tsne2d.png`, `tsne3d.png` nor `X_<model>_tsne`.
 
 use super::commands::{tsne_columns, umap_columns, write_clusters, write_fitted};
 use super::markers::write_table;
@@ -52,11 +59,10 @@ pub(super) fn write_model(ctx: &RunContext<'_>, r: &ModelRun, o: &ModelOutcome) 
         )?,
     }
     let e = &r.evaluation;
-    for (file, coords, dims) in [
-        ("tsne2d.csv", &e.tsne2d.coords, 2),
-        ("tsne3d.csv", &e.tsne3d.coords, 3),
-    ] {
-        table::write(&dir.join(file), &tsne_columns(dims), &d.barcodes, coords)?;
+    for (file, embedding, dims) in [("tsne2d.csv", &e.tsne2d, 2), ("tsne3d.csv", &e.tsne3d, 3)] {
+        if let Some(t) = embedding {
+            table::write(&dir.join(file), &tsne_columns(dims), &d.barcodes, &t.coords)?;
+        }
     }
     table::write(
         &dir.join("umap.csv"),
@@ -66,20 +72,16 @@ pub(super) fn write_model(ctx: &RunContext<'_>, r: &ModelRun, o: &ModelOutcome) 
     )?;
     let clusters = e.clusters.as_ref();
     if let Some(c) = clusters {
-        write_clusters(
-            &dir.join("clusters.csv"),
-            &d.barcodes,
-            &c.tsne_kmeans.labels,
-        )?;
+        write_clusters(&dir.join("clusters.csv"), &d.barcodes, &c.primary().labels)?;
         write_clusters(&dir.join("leiden.csv"), &d.barcodes, &c.leiden.labels)?;
     }
     if let (Some(c), Some(tests)) = (clusters, &r.markers) {
-        let km = &c.tsne_kmeans;
+        let km = c.primary();
         write_markers(&dir, name, ctx.prep.marker_input(), &km.labels, tests)?;
         if let Some(t) = ctx.types {
             confusion_figure(
                 &dir.join("confusion.png"),
-                &format!("{name}: cell types × clusters (k-means on the 2-D t-SNE)"),
+                &format!("{name}: cell types × clusters ({})", clusters_source(c)),
                 &km.labels,
                 km.centroids.nrows(),
                 &t.ids,
@@ -100,32 +102,46 @@ pub(super) fn write_model(ctx: &RunContext<'_>, r: &ModelRun, o: &ModelOutcome) 
     summary::write_metrics_json(&dir.join("metrics.json"), o, run_info)
 }
 
-/// The 2-D t-SNE and the UMAP coloured by label, the study's clusters marked, and the 3-D
-/// t-SNE's projections.
+/// Where the run's clusters come from, for the figures' titles.
+fn clusters_source(c: &crate::study::evaluate::Clusters) -> &'static str {
+    match c.tsne_kmeans {
+        Some(_) => "k-means on the 2-D t-SNE",
+        None => "k-means on the codes, t-SNE skipped",
+    }
+}
+
+/// The 2-D t-SNE and the UMAP coloured by label, the run's clusters marked, and the 3-D
+/// t-SNE's projections (the UMAP alone when t-SNE was skipped).
 fn write_embedding_figures(ctx: &RunContext<'_>, r: &ModelRun) -> Result<()> {
     let name = r.model.name();
     let dir = ctx.out.join(name);
     let e = &r.evaluation;
-    let km = e.clusters.as_ref().map(|c| &c.tsne_kmeans);
+    let km = e.clusters.as_ref().map(|c| c.primary());
     let ct = ctx.types.map(|t| (t.ids.as_slice(), t.names.as_slice()));
     let slots = km.map(|c| plots::cluster_slots(&c.labels, c.centroids.nrows(), ct));
     let width = r.codes.values.ncols();
-    plots::embedding_figure(
-        &dir.join("tsne2d.png"),
-        &format!("{name}: t-SNE of the {width}-D codes"),
-        &e.tsne2d.coords,
-        ct,
-        km.zip(slots.as_deref()).map(|(c, slots)| Clusters {
-            labels: &c.labels,
-            centroids: &c.centroids,
-            slots,
-        }),
-    )?;
-    // The same clusters (k-means on the 2-D t-SNE), their centres marked where they fall here.
+    if let Some(t) = &e.tsne2d {
+        plots::embedding_figure(
+            &dir.join("tsne2d.png"),
+            &format!("{name}: t-SNE of the {width}-D codes"),
+            &t.coords,
+            ct,
+            km.zip(slots.as_deref()).map(|(c, slots)| Clusters {
+                labels: &c.labels,
+                centroids: &c.centroids,
+                slots,
+            }),
+        )?;
+    }
+    // The same clusters, their centres marked where they fall here.
     let umap_centres = km.map(|c| centres(&e.umap, &c.labels, c.centroids.nrows()));
+    let from = match e.clusters.as_ref().map(|c| c.tsne_kmeans.is_some()) {
+        Some(false) => " (clusters: k-means on the codes)",
+        _ => " (clusters from the t-SNE)",
+    };
     plots::embedding_figure(
         &dir.join("umap.png"),
-        &format!("{name}: UMAP of the {width}-D codes (clusters from the t-SNE)"),
+        &format!("{name}: UMAP of the {width}-D codes{from}"),
         &e.umap,
         ct,
         km.zip(umap_centres.as_ref())
@@ -136,12 +152,14 @@ fn write_embedding_figures(ctx: &RunContext<'_>, r: &ModelRun) -> Result<()> {
                 slots,
             }),
     )?;
-    plots::projections_3d(
-        &dir.join("tsne3d.png"),
-        &format!("{name}: 3-D t-SNE"),
-        &e.tsne3d.coords,
-        ct,
-    )?;
+    if let Some(t) = &e.tsne3d {
+        plots::projections_3d(
+            &dir.join("tsne3d.png"),
+            &format!("{name}: 3-D t-SNE"),
+            &t.coords,
+            ct,
+        )?;
+    }
     match ctx.prep.data.batches.as_ref().filter(|b| b.n_batches() > 1) {
         Some(b) => {
             let ids: Vec<Option<usize>> = b.ids.iter().map(|&i| Some(i as usize)).collect();
@@ -218,8 +236,10 @@ fn centres(coords: &ndarray::Array2<f64>, labels: &[usize], k: usize) -> ndarray
 pub(super) struct Embeddings {
     pub name: String,
     pub codes: ndarray::Array2<f64>,
-    pub tsne: ndarray::Array2<f64>,
+    /// The 2-D t-SNE, when it ran.
+    pub tsne: Option<ndarray::Array2<f64>>,
     pub umap: ndarray::Array2<f64>,
+    /// The run's clusters ([`crate::study::evaluate::Clusters::primary`]).
     pub clusters: Option<Vec<usize>>,
     /// Leiden(k) on the codes.
     pub leiden: Option<Vec<usize>>,
@@ -229,13 +249,13 @@ impl From<ModelRun> for Embeddings {
     fn from(r: ModelRun) -> Self {
         let e = r.evaluation;
         let (clusters, leiden) = match e.clusters {
-            Some(c) => (Some(c.tsne_kmeans.labels), Some(c.leiden.labels)),
+            Some(c) => (Some(c.primary().labels.clone()), Some(c.leiden.labels)),
             None => (None, None),
         };
         Embeddings {
             name: r.model.name().to_string(),
             codes: r.codes.values,
-            tsne: e.tsne2d.coords,
+            tsne: e.tsne2d.map(|t| t.coords),
             umap: e.umap,
             clusters,
             leiden,
@@ -246,7 +266,8 @@ impl From<ModelRun> for Embeddings {
 /// `cellvae.h5ad`: the matrix as trained on, the counts when there were counts, QC metrics
 /// under scanpy's names, the labels and each model's clusters as categoricals, the gene IDs
 /// (and `highly_variable` under `--hvg`), and each
-/// model's codes, t-SNE and UMAP in obsm (`X_<model>`, `X_<model>_tsne`, `X_<model>_umap`).
+/// model's codes, t-SNE (when it ran) and UMAP in obsm (`X_<model>`, `X_<model>_tsne`,
+/// `X_<model>_umap`).
 pub(super) fn write_anndata(
     out: &Path,
     prep: &Prepared,
@@ -298,7 +319,9 @@ pub(super) fn write_anndata(
     let mut obsm = Vec::new();
     for m in models {
         obsm.push((format!("X_{}", m.name), &m.codes));
-        obsm.push((format!("X_{}_tsne", m.name), &m.tsne));
+        if let Some(t) = &m.tsne {
+            obsm.push((format!("X_{}_tsne", m.name), t));
+        }
         obsm.push((format!("X_{}_umap", m.name), &m.umap));
     }
     let anndata = AnnData {

@@ -26,8 +26,7 @@ pub(super) fn write_run_outputs(
     let score_rows: Vec<(String, [f64; 4])> = outcomes
         .iter()
         .filter_map(|o| {
-            o.scores.map(|s| {
-                let s = s.tsne_kmeans;
+            o.scores.and_then(|s| s.tsne_kmeans).map(|s| {
                 (
                     o.name.clone(),
                     [s.nmi_geometric, s.ari, s.homogeneity, s.completeness],
@@ -77,6 +76,8 @@ pub(super) fn write_run_outputs(
         notes: &prep.notes,
         configs: cfg_json,
         total_seconds: started.elapsed().as_secs_f64(),
+        n_init: opts.eval.restarts(d.n_cells()),
+        tsne_skipped: opts.eval.tsne_skipped(d.n_cells()),
     };
     summary::write_report(&ctx.out.join("report.md"), outcomes, &report)?;
     println!("{}", summary::table(outcomes));

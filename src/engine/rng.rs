@@ -38,6 +38,8 @@ pub enum Stream {
     Harmony = 12,
     /// The integration scores' sampled cells.
     Integration = 13,
+    /// The labels' silhouette's sampled cells (`crate::analysis::label_scores`).
+    Silhouette = 14,
 }
 
 /// The generator for `which` under the user's `seed`.

@@ -95,11 +95,10 @@ pub fn summary_row(o: &ModelOutcome) -> Vec<String> {
         [
             l.ami,
             l.accuracy,
-            s.codes_kmeans.nmi_geometric,
-            l.silhouette,
-            l.knn_purity,
+            Some(s.codes_kmeans.nmi_geometric),
+            Some(l.silhouette),
+            Some(l.knn_purity),
         ]
-        .map(Some)
     });
     let [ami, acc, lnmi, sil, purity] = more.map(opt);
     let leiden_scores = o.scores.map(|s| s.leiden);
@@ -127,7 +126,9 @@ pub fn summary_row(o: &ModelOutcome) -> Vec<String> {
     ]
 }
 
-/// `summary.csv`, one row per model (and seed).
+/// `summary.csv`, one row per model (and seed). A score that was not computed is an empty
+/// field: every score without labels, and protocol 1's (`nmi_geometric` … `completeness`,
+/// `ami`, `accuracy`) when t-SNE was skipped.
 pub fn write_summary_csv(path: &Path, outcomes: &[ModelOutcome]) -> Result<()> {
     let columns = columns(outcomes);
     let with_integration = columns.len() > SUMMARY_COLUMNS.len();
@@ -150,17 +151,19 @@ fn scores_json(s: Option<Scores>) -> serde_json::Value {
     }
 }
 
-/// `metrics.json` of one model.
+/// `metrics.json` of one model. When t-SNE was skipped, `tsne2d_kmeans`,
+/// `tsne_kl_divergence` and `more_scores.ami` / `accuracy` are null; when the silhouette ran
+/// on a sample of the labelled cells, `more_scores.silhouette_cells` says how many.
 pub fn write_metrics_json(path: &Path, o: &ModelOutcome, extra: serde_json::Value) -> Result<()> {
     let scores = o.scores;
     let mut v = json!({
         "model": o.name,
-        "tsne2d_kmeans": scores_json(scores.map(|s| s.tsne_kmeans)),
+        "tsne2d_kmeans": scores_json(scores.and_then(|s| s.tsne_kmeans)),
         "latent_kmeans": scores_json(scores.map(|s| s.codes_kmeans)),
         "train_seconds": o.train_seconds,
         "final_recon_per_entry": o.final_recon_per_entry(),
         "n_params": o.n_params,
-        "tsne_kl_divergence": {"2d": o.tsne_kl.0, "3d": o.tsne_kl.1},
+        "tsne_kl_divergence": o.tsne_kl.map(|(a, b)| json!({"2d": a, "3d": b})),
         "tsne_seconds": o.tsne_seconds,
         "umap_seconds": o.umap_seconds,
         "more_scores": scores.map(|s| json!({
@@ -177,6 +180,9 @@ pub fn write_metrics_json(path: &Path, o: &ModelOutcome, extra: serde_json::Valu
         "seed": o.seed,
         "run": extra,
     });
+    if let Some(s) = scores.filter(|s| s.labels.silhouette_cells < s.codes_kmeans.n) {
+        v["more_scores"]["silhouette_cells"] = s.labels.silhouette_cells.into();
+    }
     if let Some(i) = o.integration {
         v["integration"] = json!({
             "batch_asw": i.batch_asw, "ilisi": i.ilisi, "clisi": i.clisi,
@@ -191,7 +197,7 @@ pub fn write_metrics_json(path: &Path, o: &ModelOutcome, extra: serde_json::Valu
 /// The six score columns of every table, `summary.csv` included: NMI (geometric), NMI
 /// (arithmetic), ARI, homogeneity, completeness, and the ARI of k-means on the codes.
 fn score_values(o: &ModelOutcome) -> [Option<f64>; 6] {
-    let s = o.scores.map(|s| s.tsne_kmeans);
+    let s = o.scores.and_then(|s| s.tsne_kmeans);
     [
         s.map(|s| s.nmi_geometric),
         s.map(|s| s.nmi_arithmetic),
@@ -203,9 +209,22 @@ fn score_values(o: &ModelOutcome) -> [Option<f64>; 6] {
 }
 
 /// [`score_values`] to three decimals for the console table and `report.md`, `missing` where
-/// there is no score.
+/// there is no score, `skipped` where t-SNE was.
 fn score_cells(o: &ModelOutcome, missing: &str) -> [String; 6] {
-    score_values(o).map(|v| v.map_or(missing.to_string(), |v| format!("{v:.3}")))
+    let skipped = skipped_tsne(o);
+    let mut cells = score_values(o).map(|v| v.map_or(missing.to_string(), |v| format!("{v:.3}")));
+    if skipped {
+        cells[..5].fill(SKIPPED.to_string());
+    }
+    cells
+}
+
+/// What a protocol-1 cell of a table says when t-SNE was skipped.
+const SKIPPED: &str = "skipped";
+
+/// Whether `o` was scored but had no t-SNE, so no protocol 1.
+fn skipped_tsne(o: &ModelOutcome) -> bool {
+    o.scores.is_some_and(|s| s.tsne_kmeans.is_none())
 }
 
 /// NMI (geometric) and ARI of the three protocols, to three decimals (`missing` where a
@@ -213,15 +232,20 @@ fn score_cells(o: &ModelOutcome, missing: &str) -> [String; 6] {
 /// Leiden(k) on the codes' kNN graph.
 fn protocol_cells(o: &ModelOutcome, missing: &str) -> [String; 6] {
     let s = o.scores;
-    [
-        s.map(|s| s.tsne_kmeans.nmi_geometric),
-        s.map(|s| s.tsne_kmeans.ari),
+    let t = s.and_then(|s| s.tsne_kmeans);
+    let mut cells = [
+        t.map(|s| s.nmi_geometric),
+        t.map(|s| s.ari),
         s.map(|s| s.codes_kmeans.nmi_geometric),
         s.map(|s| s.codes_kmeans.ari),
         s.map(|s| s.leiden.nmi_geometric),
         s.map(|s| s.leiden.ari),
     ]
-    .map(|v| v.map_or(missing.to_string(), |v| format!("{v:.3}")))
+    .map(|v| v.map_or(missing.to_string(), |v| format!("{v:.3}")));
+    if skipped_tsne(o) {
+        cells[..2].fill(SKIPPED.to_string());
+    }
+    cells
 }
 
 /// The console table: NMI / ARI under each protocol, then training figures.
@@ -272,6 +296,11 @@ pub struct ReportContext<'a> {
     pub notes: &'a [String],
     pub configs: serde_json::Value,
     pub total_seconds: f64,
+    /// The k-means restarts of the evaluation ([`crate::study::evaluate::EvalOptions::restarts`]).
+    pub n_init: usize,
+    /// Why there is no t-SNE (`None`: there is one); see
+    /// [`crate::study::evaluate::EvalOptions::tsne_skipped`].
+    pub tsne_skipped: Option<String>,
 }
 
 /// `report.md`: the table beside the study's numbers, the figures, the configuration.
@@ -297,7 +326,10 @@ pub fn write_report(path: &Path, outcomes: &[ModelOutcome], ctx: &ReportContext<
         let _ = writeln!(r, "- {n}");
     }
     let _ = writeln!(r, "\n## Scores\n");
-    let _ = writeln!(r, "k-means (n_init 100) on the 2-D t-SNE (perplexity 40) of each model's codes, against the labels. With the study's presets, its published numbers (its Seurat clusters, scikit-learn < 0.22) are beside ours; the PCA row's reference is the recomputed PCA-6 baseline (docs/math.md §7).\n");
+    let _ = writeln!(r, "k-means (n_init {}) on the 2-D t-SNE (perplexity 40) of each model's codes, against the labels. With the study's presets, its published numbers (its Seurat clusters, scikit-learn < 0.22) are beside ours; the PCA row's reference is the recomputed PCA-6 baseline (docs/math.md §7).\n", ctx.n_init);
+    if let Some(why) = &ctx.tsne_skipped {
+        let _ = writeln!(r, "t-SNE was skipped ({why}), so the study's protocol has no scores (`summary.csv` leaves its columns, AMI and accuracy empty) and no t-SNE figures; each model's clusters (`clusters.csv`, the marker genes, the confusion matrix, the clusters on the UMAP) are k-means on the codes.\n");
+    }
     let _ = writeln!(r, "| model | NMI (geo) | NMI (arith) | ARI | homogeneity | completeness | ARI, k-means on the codes | the study on PBMC3k: NMI / ARI / hom / com | train s | final recon/entry |");
     let _ = writeln!(r, "|---|---|---|---|---|---|---|---|---|---|");
     for o in outcomes {
@@ -318,7 +350,7 @@ pub fn write_report(path: &Path, outcomes: &[ModelOutcome], ctx: &ReportContext<
         );
     }
     let _ = writeln!(r, "\n## Three protocols\n");
-    let _ = writeln!(r, "NMI (geometric) / ARI against the labels when the clusters come from: the study's protocol (k-means on the 2-D t-SNE), k-means (n_init 100) on the codes, or Leiden on the codes' 15-neighbour graph (UMAP weights) with the resolution bisected until there are k clusters (no labels used). Active units: code dimensions with variance above 0.01 across cells.\n");
+    let _ = writeln!(r, "NMI (geometric) / ARI against the labels when the clusters come from: the study's protocol (k-means on the 2-D t-SNE), k-means (n_init {}) on the codes, or Leiden on the codes' 15-neighbour graph (UMAP weights) with the resolution bisected until there are k clusters (no labels used). Active units: code dimensions with variance above 0.01 across cells.\n", ctx.n_init);
     let _ = writeln!(r, "| model | t-SNE → k-means | codes → k-means | codes → Leiden(k) | Leiden resolution | active units | held-out loss |");
     let _ = writeln!(r, "|---|---|---|---|---|---|---|");
     for o in outcomes {
@@ -377,11 +409,15 @@ pub fn write_report(path: &Path, outcomes: &[ModelOutcome], ctx: &ReportContext<
         let _ = writeln!(r, "![loss curves](losses.png)\n");
     }
     for o in outcomes {
-        let _ = writeln!(
-            r,
-            "### {}\n\n![{0} t-SNE 2-D]({0}/tsne2d.png)\n\n![{0} UMAP]({0}/umap.png)\n\n![{0} t-SNE 3-D]({0}/tsne3d.png)\n",
-            o.name
-        );
+        if o.tsne_kl.is_some() {
+            let _ = writeln!(
+                r,
+                "### {}\n\n![{0} t-SNE 2-D]({0}/tsne2d.png)\n\n![{0} UMAP]({0}/umap.png)\n\n![{0} t-SNE 3-D]({0}/tsne3d.png)\n",
+                o.name
+            );
+        } else {
+            let _ = writeln!(r, "### {}\n\n![{0} UMAP]({0}/umap.png)\n", o.name);
+        }
         if Path::new(path)
             .parent()
             .is_some_and(|d| d.join(&o.name).join("umap_batches.png").exists())
@@ -417,4 +453,93 @@ pub fn write_report(path: &Path, outcomes: &[ModelOutcome], ctx: &ReportContext<
         std::env::consts::ARCH
     );
     write_atomic(path, |w| w.write_all(r.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::study::evaluate::ProtocolScores;
+    use crate::study::outcome::LabelScores;
+
+    fn scores(v: f64) -> Scores {
+        Scores {
+            n: 100,
+            nmi_geometric: v,
+            nmi_arithmetic: v,
+            ari: v,
+            homogeneity: v,
+            completeness: v,
+        }
+    }
+
+    /// One PCA row at `seed`, with protocol 1 (`tsne`) or without.
+    fn outcome(seed: u64, tsne: bool) -> ModelOutcome {
+        let s = ProtocolScores {
+            tsne_kmeans: tsne.then(|| scores(0.7)),
+            codes_kmeans: scores(0.5 + seed as f64 / 100.0),
+            leiden: scores(0.6),
+            labels: LabelScores {
+                ami: tsne.then_some(0.65),
+                accuracy: tsne.then_some(0.8),
+                silhouette: 0.2,
+                silhouette_cells: 100,
+                knn_purity: 0.9,
+            },
+        };
+        ModelOutcome {
+            name: "pca".into(),
+            seed,
+            scores: Some(s),
+            leiden: None,
+            train_seconds: 1.0,
+            records: Vec::new(),
+            n_params: None,
+            tsne_kl: tsne.then_some((1.0, 1.0)),
+            tsne_seconds: 0.0,
+            umap_seconds: 0.0,
+            active_units: 3,
+            integration: None,
+        }
+    }
+
+    #[test]
+    fn protocol_one_columns_are_empty_when_t_sne_was_skipped() {
+        let column = |name: &str| SUMMARY_COLUMNS.iter().position(|c| *c == name).unwrap();
+        let protocol_one = [
+            "nmi_geometric",
+            "nmi_arithmetic",
+            "ari",
+            "homogeneity",
+            "completeness",
+            "ami",
+            "accuracy",
+        ];
+        let skipped = summary_row(&outcome(1, false));
+        let full = summary_row(&outcome(1, true));
+        for c in protocol_one {
+            assert_eq!(skipped[column(c)], "", "{c}");
+            assert!(!full[column(c)].is_empty(), "{c}");
+        }
+        for c in [
+            "latent_kmeans_ari",
+            "latent_kmeans_nmi",
+            "leiden_nmi",
+            "silhouette",
+        ] {
+            assert!(!skipped[column(c)].is_empty(), "{c}");
+        }
+        assert_eq!(score_cells(&outcome(1, false), "–")[0], SKIPPED);
+        assert_eq!(
+            protocol_cells(&outcome(1, false), "–")[..2],
+            [SKIPPED, SKIPPED]
+        );
+        // Over seeds the missing values are left out of the means, not counted as 0.
+        let rows = [outcome(1, false), outcome(3, false)];
+        let table = crate::report::seeds::mean_table(&rows);
+        let pca = table.lines().find(|l| l.starts_with("| pca")).unwrap();
+        assert_eq!(
+            pca,
+            "| pca | 2 | – | – | 0.520 ± 0.014 | 0.520 ± 0.014 | 0.600 ± 0.000 | 0.600 ± 0.000 | – |"
+        );
+    }
 }

@@ -15,7 +15,7 @@
 //! let codes = ndarray::Array2::from_shape_fn((60, 3), |(i, j)| ((i / 20) * 10 + j) as f64
 //!     + 0.01 * ((i * 7 + j * 3) % 11) as f64);
 //! let mut opts = EvalOptions::new(1);
-//! (opts.perplexity, opts.tsne_iterations, opts.n_init) = (10.0, 300, 4);
+//! (opts.perplexity, opts.tsne_iterations, opts.n_init) = (10.0, 300, Some(4));
 //! let e = evaluate_codes(&codes, None, None, Some(3), &opts).unwrap();
 //! assert_eq!(e.clusters.unwrap().leiden.labels.len(), 60);
 //! ```
@@ -219,8 +219,8 @@ pub struct ModelRun {
     /// Seconds to train the network and encode the cells (PCA: to compute it).
     pub code_seconds: f64,
     pub evaluation: Evaluation,
-    /// Marker genes of each of the study's clusters (Wilcoxon, one cluster against the
-    /// rest), with k.
+    /// Marker genes of each of the run's clusters ([`evaluate::Clusters::primary`]; Wilcoxon,
+    /// one cluster against the rest), with k.
     pub markers: Option<Vec<Vec<GeneTest>>>,
 }
 
@@ -239,7 +239,11 @@ impl ModelRun {
                 .as_ref()
                 .map_or_else(Vec::new, |f| f.records.clone()),
             n_params: self.fitted.as_ref().map(|f| f.net.n_params()),
-            tsne_kl: (e.tsne2d.kl_divergence, e.tsne3d.kl_divergence),
+            tsne_kl: e
+                .tsne2d
+                .as_ref()
+                .zip(e.tsne3d.as_ref())
+                .map(|(a, b)| (a.kl_divergence, b.kl_divergence)),
             tsne_seconds: e.tsne_seconds,
             umap_seconds: e.umap_seconds,
             active_units: e.active_units,
@@ -273,7 +277,7 @@ fn harmony_codes(prep: &Prepared, opts: &StudyOptions) -> Result<Codes> {
 }
 
 /// Runs one representation on the prepared data: its codes, the three protocols (`k`
-/// clusters, from [`StudyOptions::settle`]), and the marker genes of the study's clusters.
+/// clusters, from [`StudyOptions::settle`]), and the marker genes of the run's clusters.
 /// `progress` shows training.
 pub fn run_model(
     prep: &Prepared,
@@ -303,12 +307,9 @@ pub fn run_model(
         &opts.eval,
     )?;
     let markers = evaluation.clusters.as_ref().map(|c| {
-        let groups: Vec<Option<usize>> = c.tsne_kmeans.labels.iter().map(|&l| Some(l)).collect();
-        rank_genes(
-            prep.marker_input().0,
-            &groups,
-            c.tsne_kmeans.centroids.nrows(),
-        )
+        let km = c.primary();
+        let groups: Vec<Option<usize>> = km.labels.iter().map(|&l| Some(l)).collect();
+        rank_genes(prep.marker_input().0, &groups, km.centroids.nrows())
     });
     Ok(ModelRun {
         model,

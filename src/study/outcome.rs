@@ -6,14 +6,17 @@ use crate::analysis::integration::IntegrationScores;
 use crate::train::EpochRecord;
 
 /// How the labels sit beside the study's clusters and in the codes: AMI and matched accuracy
-/// of the clusters (k-means on the 2-D t-SNE), the labels' silhouette in the codes and the
-/// share of each cell's 15 nearest cells that carry its label
-/// ([`crate::analysis::label_scores`]).
+/// of the clusters (k-means on the 2-D t-SNE; `None` when t-SNE was skipped), the labels'
+/// silhouette in the codes and the share of each cell's 15 nearest cells that carry its
+/// label ([`crate::analysis::label_scores`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LabelScores {
-    pub ami: f64,
-    pub accuracy: f64,
+    pub ami: Option<f64>,
+    pub accuracy: Option<f64>,
     pub silhouette: f64,
+    /// The labelled cells the silhouette was averaged over: all of them, or a seeded sample
+    /// of [`crate::analysis::label_scores::SILHOUETTE_SAMPLE`].
+    pub silhouette_cells: usize,
     pub knn_purity: f64,
 }
 
@@ -41,8 +44,8 @@ pub struct ModelOutcome {
     /// Per-epoch training records (empty for PCA).
     pub records: Vec<EpochRecord>,
     pub n_params: Option<usize>,
-    /// Final KL divergences of the 2-D and 3-D t-SNE.
-    pub tsne_kl: (f64, f64),
+    /// Final KL divergences of the 2-D and 3-D t-SNE; `None` when t-SNE was skipped.
+    pub tsne_kl: Option<(f64, f64)>,
     pub tsne_seconds: f64,
     /// Wall seconds of the 2-D UMAP.
     pub umap_seconds: f64,
