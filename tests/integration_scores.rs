@@ -103,3 +103,42 @@ fn lisi_matches_scib_cell_by_cell() {
     close(s.clisi.unwrap(), &r["clisi_scaled"], 1e-9, "cLISI");
     assert_eq!(s.sampled_cells, 150);
 }
+
+/// kBET cell by cell: the fixture's χ² p-value of each cell's neighbourhood (scipy's
+/// `chi2.sf`) against ours, and the acceptance per label averaged as `kbet` averages it.
+#[test]
+fn kbet_p_values_match_scipy_cell_by_cell() {
+    let f = fixture();
+    let text =
+        std::fs::read_to_string("tests/fixtures/integration/kbet_fixedk_per_cell.csv").unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (cl, cchi, cp, ca) = (
+        column("label"),
+        column("chi2"),
+        column("p_value"),
+        column("accepted"),
+    );
+    let mut accepted = [0usize; 3];
+    let mut cells = [0usize; 3];
+    for line in text.lines().skip(1) {
+        let v: Vec<&str> = line.split(',').collect();
+        let label = (v[cl].as_bytes()[0] - b'A') as usize;
+        // Every label here spans at least two batches; C spans two, A and B three.
+        let dof = if label == 2 { 1.0 } else { 2.0 };
+        let (chi2, p): (f64, f64) = (v[cchi].parse().unwrap(), v[cp].parse().unwrap());
+        let ours = cellvae::analysis::integration::chi_square_survival(chi2, dof);
+        assert!(
+            (ours - p).abs() <= 1e-12 * p.max(1e-300) + 1e-15,
+            "{line}: {ours}"
+        );
+        cells[label] += 1;
+        accepted[label] += usize::from(v[ca] == "1");
+    }
+    let mean = (0..3)
+        .map(|l| accepted[l] as f64 / cells[l] as f64)
+        .sum::<f64>()
+        / 3.0;
+    let ours = kbet(&f.x, &f.batch, &f.label, 3).unwrap();
+    assert!((ours - mean).abs() < 1e-12, "{ours} against {mean}");
+}
