@@ -9,6 +9,7 @@ pub mod qc;
 pub mod scale;
 
 use crate::error::{Error, Result};
+use crate::io::batches::CellBatches;
 use crate::io::Dataset;
 pub use qc::{CellMetrics, QcThresholds};
 pub use scale::Scaling;
@@ -138,104 +139,7 @@ pub fn prepare(raw: Dataset, opts: &PrepOptions) -> Result<Prepared> {
     }
     let counts = raw.is_integer();
     let mut notes = Vec::new();
-    let mut data = raw;
-    let mut qc_records = Vec::new();
-    let t = &opts.thresholds;
-
-    let run_qc = opts.qc == QcMode::Seurat && counts;
-    if opts.qc == QcMode::Seurat && !counts {
-        notes.push(
-            "input has non-integer values: taken as already normalized, QC and filters skipped"
-                .into(),
-        );
-    }
-    if counts {
-        // Creation filters: cells with ≥ min_genes detected genes (only when QC runs), then
-        // genes detected in ≥ min_cells of the remaining cells.
-        let created: Vec<usize> = if run_qc {
-            (0..data.n_cells())
-                .filter(|&i| data.matrix.row(i).0.len() >= t.min_genes)
-                .collect()
-        } else {
-            (0..data.n_cells()).collect()
-        };
-        let created_matrix = data.matrix.select_rows(&created);
-        let per_gene = qc::cells_per_gene(&created_matrix);
-        let keep_genes: Vec<usize> = (0..data.n_genes())
-            .filter(|&g| per_gene[g] >= t.min_cells)
-            .collect();
-        data = select(data, None, Some(&keep_genes));
-        if !run_qc {
-            // Metrics for qc.csv all the same; every cell is kept.
-            let mito: Vec<bool> = data.gene_names.iter().map(|s| qc::is_mito(s)).collect();
-            qc_records = qc::metrics(&data.matrix, &mito)
-                .into_iter()
-                .zip(&data.barcodes)
-                .map(|(m, b)| QcRecord {
-                    barcode: b.clone(),
-                    metrics: m,
-                    passes: true,
-                })
-                .collect();
-        }
-        if run_qc {
-            let mito: Vec<bool> = data.gene_names.iter().map(|s| qc::is_mito(s)).collect();
-            let metrics = qc::metrics(&data.matrix, &mito);
-            let mut is_created = vec![false; data.n_cells()];
-            created.iter().for_each(|&i| is_created[i] = true);
-            qc_records = metrics
-                .into_iter()
-                .enumerate()
-                .map(|(i, m)| QcRecord {
-                    barcode: data.barcodes[i].clone(),
-                    passes: is_created[i] && m.passes(t),
-                    metrics: m,
-                })
-                .collect();
-            let keep_cells: Vec<usize> = (0..data.n_cells())
-                .filter(|&i| qc_records[i].passes)
-                .collect();
-            if keep_cells.is_empty() {
-                return Err(Error::data(format!(
-                    "QC left no cells out of {cells_in} (thresholds: {} < genes < {}, mito < {}%); \
-                     relax --min-genes/--max-genes/--max-mito or use --qc none",
-                    t.min_genes, t.max_genes, t.max_mito
-                )));
-            }
-            let per_batch = data.batches.as_ref().map(|b| {
-                let (before, after) = (b.counts(), b.select(&keep_cells));
-                let kept = after.counts();
-                let parts: Vec<String> = b
-                    .names
-                    .iter()
-                    .zip(&before)
-                    .map(|(name, n)| {
-                        let k = after
-                            .names
-                            .iter()
-                            .position(|a| a == name)
-                            .map_or(0, |i| kept[i]);
-                        format!("{name} {k} of {n}")
-                    })
-                    .collect();
-                format!(" (per batch: {})", parts.join(", "))
-            });
-            data = select(data, Some(&keep_cells), None);
-            notes.push(format!(
-                "QC (seurat): kept {} of {cells_in} cells{}, {} of {genes_in} genes",
-                data.n_cells(),
-                per_batch.unwrap_or_default(),
-                data.n_genes()
-            ));
-        }
-        if data.n_genes() == 0 {
-            return Err(Error::data(format!(
-                "no gene is detected in at least {} cells (--min-cells)",
-                t.min_cells
-            )));
-        }
-    }
-
+    let (mut data, qc_records) = quality_control(raw, opts, &mut notes)?;
     let n_genes = data.n_genes();
     if let Some(n) = opts.hvg.filter(|&n| n >= n_genes) {
         notes.push(format!(
@@ -318,6 +222,121 @@ pub fn prepare(raw: Dataset, opts: &PrepOptions) -> Result<Prepared> {
         scaling,
         expression,
     })
+}
+
+/// Seurat's creation filters and QC on counts (module doc): the cells and genes kept, and
+/// each cell's metrics and verdict for `qc.csv` (every cell passes when QC does not run).
+/// Non-count input passes through untouched, with no records.
+fn quality_control(
+    raw: Dataset,
+    opts: &PrepOptions,
+    notes: &mut Vec<String>,
+) -> Result<(Dataset, Vec<QcRecord>)> {
+    let (cells_in, genes_in) = (raw.n_cells(), raw.n_genes());
+    let counts = raw.is_integer();
+    let mut data = raw;
+    let mut qc_records = Vec::new();
+    let t = &opts.thresholds;
+    let run_qc = opts.qc == QcMode::Seurat && counts;
+    if opts.qc == QcMode::Seurat && !counts {
+        notes.push(
+            "input has non-integer values: taken as already normalized, QC and filters skipped"
+                .into(),
+        );
+    }
+    if counts {
+        // Creation filters: cells with ≥ min_genes detected genes (only when QC runs), then
+        // genes detected in ≥ min_cells of the remaining cells.
+        let created: Vec<usize> = if run_qc {
+            (0..data.n_cells())
+                .filter(|&i| data.matrix.row(i).0.len() >= t.min_genes)
+                .collect()
+        } else {
+            (0..data.n_cells()).collect()
+        };
+        let created_matrix = data.matrix.select_rows(&created);
+        let per_gene = qc::cells_per_gene(&created_matrix);
+        let keep_genes: Vec<usize> = (0..data.n_genes())
+            .filter(|&g| per_gene[g] >= t.min_cells)
+            .collect();
+        data = select(data, None, Some(&keep_genes));
+        if !run_qc {
+            // Metrics for qc.csv all the same; every cell is kept.
+            let mito: Vec<bool> = data.gene_names.iter().map(|s| qc::is_mito(s)).collect();
+            qc_records = qc::metrics(&data.matrix, &mito)
+                .into_iter()
+                .zip(&data.barcodes)
+                .map(|(m, b)| QcRecord {
+                    barcode: b.clone(),
+                    metrics: m,
+                    passes: true,
+                })
+                .collect();
+        }
+        if run_qc {
+            let mito: Vec<bool> = data.gene_names.iter().map(|s| qc::is_mito(s)).collect();
+            let metrics = qc::metrics(&data.matrix, &mito);
+            let mut is_created = vec![false; data.n_cells()];
+            created.iter().for_each(|&i| is_created[i] = true);
+            qc_records = metrics
+                .into_iter()
+                .enumerate()
+                .map(|(i, m)| QcRecord {
+                    barcode: data.barcodes[i].clone(),
+                    passes: is_created[i] && m.passes(t),
+                    metrics: m,
+                })
+                .collect();
+            let keep_cells: Vec<usize> = (0..data.n_cells())
+                .filter(|&i| qc_records[i].passes)
+                .collect();
+            if keep_cells.is_empty() {
+                return Err(Error::data(format!(
+                    "QC left no cells out of {cells_in} (thresholds: {} < genes < {}, mito < {}%); \
+                     relax --min-genes/--max-genes/--max-mito or use --qc none",
+                    t.min_genes, t.max_genes, t.max_mito
+                )));
+            }
+            let per_batch = data
+                .batches
+                .as_ref()
+                .map(|b| kept_per_batch(b, &keep_cells));
+            data = select(data, Some(&keep_cells), None);
+            notes.push(format!(
+                "QC (seurat): kept {} of {cells_in} cells{}, {} of {genes_in} genes",
+                data.n_cells(),
+                per_batch.unwrap_or_default(),
+                data.n_genes()
+            ));
+        }
+        if data.n_genes() == 0 {
+            return Err(Error::data(format!(
+                "no gene is detected in at least {} cells (--min-cells)",
+                t.min_cells
+            )));
+        }
+    }
+    Ok((data, qc_records))
+}
+
+/// ` (per batch: a 250 of 274, b 200 of 225)`: how many cells of each batch QC kept.
+fn kept_per_batch(b: &CellBatches, keep_cells: &[usize]) -> String {
+    let (before, after) = (b.counts(), b.select(keep_cells));
+    let kept = after.counts();
+    let parts: Vec<String> = b
+        .names
+        .iter()
+        .zip(&before)
+        .map(|(name, n)| {
+            let k = after
+                .names
+                .iter()
+                .position(|a| a == name)
+                .map_or(0, |i| kept[i]);
+            format!("{name} {k} of {n}")
+        })
+        .collect();
+    format!(" (per batch: {})", parts.join(", "))
 }
 
 /// A dataset restricted to some cells and/or genes (in ascending order).
