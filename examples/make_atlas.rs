@@ -138,6 +138,8 @@ fn run(a: &Args) -> cellvae::Result<()> {
         ],
         var_names: &data.gene_names,
         var: vec![("gene_ids".into(), Column::Strings(data.gene_ids.clone()))],
+        layers: vec![],
+        obsm: vec![],
     };
     let mut out = StreamedH5ad::create(&a.out, frames)?;
     let rows: Vec<usize> = sources.iter().map(|&s| labelled[s].0).collect();

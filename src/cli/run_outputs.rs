@@ -17,7 +17,8 @@ use crate::csr::Csr;
 use crate::error::Result;
 use crate::io::align::CellTypes;
 use crate::io::atomic::ensure_dir;
-use crate::io::h5ad_write::{write_h5ad, AnnData, Column};
+use crate::io::h5ad_stream::{write_h5ad, AnnData};
+use crate::io::h5ad_write::Column;
 use crate::io::table;
 use crate::preprocess::Prepared;
 use crate::report::confusion::confusion_figure;
@@ -347,5 +348,5 @@ pub(super) fn write_anndata(
         },
         obsm,
     };
-    write_h5ad(&out.join("cellvae.h5ad"), &anndata)
+    write_h5ad(&out.join("cellvae.h5ad"), anndata)
 }

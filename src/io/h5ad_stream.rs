@@ -1,7 +1,8 @@
-//! An `.h5ad` whose `X` is written in blocks of cells, so a matrix larger than memory can be
-//! written: the small parts (`obs`, `var`, the empty dicts) and three empty, extendible,
-//! chunked and deflated datasets for `X`'s CSR arrays go to disk first; each block of rows is
-//! then appended and compressed chunk by chunk. Memory stays near one block plus a few chunks.
+//! An `.h5ad` whose `X` (and CSR layers) are written in blocks of cells, so a matrix larger
+//! than memory can be written: the small parts (`obs`, `var`, `obsm`, the empty dicts) and
+//! three empty, extendible, chunked and deflated datasets for each matrix's CSR arrays go to
+//! disk first; each block of rows is then appended and compressed chunk by chunk. Memory
+//! stays near one block plus a few chunks.
 //!
 //! The file is written under a temporary name and renamed into place by [`StreamedH5ad::finish`]
 //! only when every row is in: a writer dropped half-way (an error, an interrupt) leaves no
@@ -14,6 +15,7 @@ use crate::error::{Error, Result};
 use hdf5_pure::{
     AttrValue, File, FileAccessProperties, FileBuilder, MaxExtent, MemoryStrategy, SyncPolicy,
 };
+use ndarray::Array2;
 use std::path::{Path, PathBuf};
 
 /// Elements per chunk of `X`'s arrays: 128 KiB of `f32` values, of the order h5py picks.
@@ -22,13 +24,65 @@ use std::path::{Path, PathBuf};
 const CHUNK: u64 = 1 << 15;
 /// Deflate level of `X` (anndata's `compression="gzip"` uses h5py's default, 4).
 const DEFLATE_LEVEL: u32 = 4;
+/// Rows copied out of an in-memory matrix and appended at a time by
+/// [`StreamedH5ad::append_all`].
+const WRITE_BLOCK_ROWS: usize = 4096;
 
-/// The `obs` and `var` of a streamed `.h5ad`.
+/// What a streamed `.h5ad` holds besides the rows of its matrices: `obs`, `var`, the names of
+/// its CSR layers (streamed like `X`, cells × genes) and its `obsm` arrays (small, cells ×
+/// a few columns, written at once).
 pub struct Frames<'a> {
     pub obs_names: &'a [String],
     pub obs: Vec<(String, Column)>,
     pub var_names: &'a [String],
     pub var: Vec<(String, Column)>,
+    pub layers: Vec<String>,
+    pub obsm: Vec<(String, &'a Array2<f64>)>,
+}
+
+/// What goes into a whole `.h5ad` written by [`write_h5ad`].
+pub struct AnnData<'a> {
+    /// The matrix as trained on (cells × genes).
+    pub x: &'a Csr<f32>,
+    pub layers: Vec<(String, &'a Csr<f32>)>,
+    pub obs_names: &'a [String],
+    pub obs: Vec<(String, Column)>,
+    pub var_names: &'a [String],
+    pub var: Vec<(String, Column)>,
+    /// Per-cell arrays, cells × k.
+    pub obsm: Vec<(String, &'a Array2<f64>)>,
+}
+
+/// Writes `a` to `path`: the skeleton, then `X` and the layers a block of rows at a time
+/// ([`StreamedH5ad::append_all`]), so that the file's bytes are never all in memory; under a
+/// temporary name until complete.
+pub fn write_h5ad(path: &Path, a: AnnData<'_>) -> Result<()> {
+    assert_eq!(
+        (a.obs_names.len(), a.var_names.len()),
+        (a.x.n_rows, a.x.n_cols),
+        "names match the matrix"
+    );
+    let (names, matrices): (Vec<String>, Vec<&Csr<f32>>) = a.layers.into_iter().unzip();
+    let mut w = StreamedH5ad::create(
+        path,
+        Frames {
+            obs_names: a.obs_names,
+            obs: a.obs,
+            var_names: a.var_names,
+            var: a.var,
+            layers: names,
+            obsm: a.obsm,
+        },
+    )?;
+    w.append_all(a.x, &matrices)?;
+    w.finish()
+}
+
+/// One CSR matrix of the file (`X` or `layers/<name>`) and how much of it is in.
+struct Matrix {
+    group: String,
+    rows_written: usize,
+    nnz_written: i64,
 }
 
 /// An `.h5ad` being written block by block (see the module doc).
@@ -38,8 +92,35 @@ pub struct StreamedH5ad {
     file: Option<File>,
     n_rows: usize,
     n_cols: usize,
-    rows_written: usize,
-    nnz_written: i64,
+    /// `X`, then the layers in [`Frames::layers`] order.
+    matrices: Vec<Matrix>,
+}
+
+/// Adds an empty, extendible CSR matrix of `n_rows` × `n_cols` to `g`.
+fn empty_csr(g: &mut hdf5_pure::GroupBuilder, n_rows: usize, n_cols: usize) {
+    tag_group(g, "csr_matrix", "0.1.0");
+    g.set_attr(
+        "shape",
+        AttrValue::I64Array(vec![n_rows as i64, n_cols as i64]),
+    );
+    g.create_dataset("data")
+        .with_f32_data(&[])
+        .with_shape(&[0])
+        .with_maxshape(&[MaxExtent::Unlimited])
+        .with_chunks(&[CHUNK])
+        .with_deflate(DEFLATE_LEVEL);
+    g.create_dataset("indices")
+        .with_i32_data(&[])
+        .with_shape(&[0])
+        .with_maxshape(&[MaxExtent::Unlimited])
+        .with_chunks(&[CHUNK])
+        .with_deflate(DEFLATE_LEVEL);
+    g.create_dataset("indptr")
+        .with_i64_data(&[])
+        .with_shape(&[0])
+        .with_maxshape(&[MaxExtent::Unlimited])
+        .with_chunks(&[CHUNK.min(n_rows as u64 + 1)])
+        .with_deflate(DEFLATE_LEVEL);
 }
 
 fn h5_error(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
@@ -56,29 +137,7 @@ impl StreamedH5ad {
             f.set_attr(k, v);
         }
         let mut x = f.create_group("X");
-        tag_group(&mut x, "csr_matrix", "0.1.0");
-        x.set_attr(
-            "shape",
-            AttrValue::I64Array(vec![n_rows as i64, n_cols as i64]),
-        );
-        x.create_dataset("data")
-            .with_f32_data(&[])
-            .with_shape(&[0])
-            .with_maxshape(&[MaxExtent::Unlimited])
-            .with_chunks(&[CHUNK])
-            .with_deflate(DEFLATE_LEVEL);
-        x.create_dataset("indices")
-            .with_i32_data(&[])
-            .with_shape(&[0])
-            .with_maxshape(&[MaxExtent::Unlimited])
-            .with_chunks(&[CHUNK])
-            .with_deflate(DEFLATE_LEVEL);
-        x.create_dataset("indptr")
-            .with_i64_data(&[])
-            .with_shape(&[0])
-            .with_maxshape(&[MaxExtent::Unlimited])
-            .with_chunks(&[CHUNK.min(n_rows as u64 + 1)])
-            .with_deflate(DEFLATE_LEVEL);
+        empty_csr(&mut x, n_rows, n_cols);
         f.add_group(x.finish());
         for (name, index, columns) in [
             ("obs", frames.obs_names, &frames.obs),
@@ -88,7 +147,29 @@ impl StreamedH5ad {
             fill_dataframe(&mut g, index, columns);
             f.add_group(g.finish());
         }
-        for empty in ["layers", "obsm", "obsp", "varm", "varp", "uns"] {
+        let mut layers = f.create_group("layers");
+        tag_group(&mut layers, "dict", "0.1.0");
+        for name in &frames.layers {
+            let mut g = layers.create_group(name);
+            empty_csr(&mut g, n_rows, n_cols);
+            layers.add_group(g.finish());
+        }
+        f.add_group(layers.finish());
+        let mut obsm = f.create_group("obsm");
+        tag_group(&mut obsm, "dict", "0.1.0");
+        for (name, m) in &frames.obsm {
+            assert_eq!(m.nrows(), n_rows, "obsm {name} has a row per cell");
+            let flat: Vec<f64> = m.iter().copied().collect();
+            let ds = obsm
+                .create_dataset(name)
+                .with_f64_data(&flat)
+                .with_shape(&[m.nrows() as u64, m.ncols() as u64]);
+            for (k, v) in encoding("array", "0.2.0") {
+                ds.set_attr(k, v);
+            }
+        }
+        f.add_group(obsm.finish());
+        for empty in ["obsp", "varm", "varp", "uns"] {
             let mut g = f.create_group(empty);
             tag_group(&mut g, "dict", "0.1.0");
             f.add_group(g.finish());
@@ -111,55 +192,96 @@ impl StreamedH5ad {
                 return Err(e);
             }
         };
+        let groups = std::iter::once("X".to_string())
+            .chain(frames.layers.iter().map(|l| format!("layers/{l}")));
         let mut w = StreamedH5ad {
             path: path.to_path_buf(),
             tmp,
             file: Some(file),
             n_rows,
             n_cols,
-            rows_written: 0,
-            nnz_written: 0,
+            matrices: groups
+                .map(|group| Matrix {
+                    group,
+                    rows_written: 0,
+                    nnz_written: 0,
+                })
+                .collect(),
         };
-        w.append_arrays(&[], &[], &[0])?;
+        for m in 0..w.matrices.len() {
+            w.append_arrays(m, &[], &[], &[0])?;
+        }
         Ok(w)
     }
 
     /// Appends the next `block.n_rows` cells of `X`.
     pub fn append_rows(&mut self, block: &Csr<f32>) -> Result<()> {
+        self.append_to(0, block)
+    }
+
+    /// Appends the next `block.n_rows` cells of the `layer`-th of [`Frames::layers`].
+    pub fn append_layer_rows(&mut self, layer: usize, block: &Csr<f32>) -> Result<()> {
+        assert!(layer + 1 < self.matrices.len(), "a layer of the file");
+        self.append_to(layer + 1, block)
+    }
+
+    fn append_to(&mut self, m: usize, block: &Csr<f32>) -> Result<()> {
         assert_eq!(block.n_cols, self.n_cols, "a block has the file's genes");
         assert!(
-            self.rows_written + block.n_rows <= self.n_rows,
+            self.matrices[m].rows_written + block.n_rows <= self.n_rows,
             "no more rows than obs names"
         );
         let indices: Vec<i32> = block.indices.iter().map(|&j| j as i32).collect();
-        let base = self.nnz_written;
+        let base = self.matrices[m].nnz_written;
         let indptr: Vec<i64> = block.indptr[1..].iter().map(|&p| base + p as i64).collect();
-        self.append_arrays(&block.data, &indices, &indptr)?;
-        self.rows_written += block.n_rows;
-        self.nnz_written += block.nnz() as i64;
+        self.append_arrays(m, &block.data, &indices, &indptr)?;
+        self.matrices[m].rows_written += block.n_rows;
+        self.matrices[m].nnz_written += block.nnz() as i64;
         Ok(())
     }
 
-    fn append_arrays(&mut self, data: &[f32], indices: &[i32], indptr: &[i64]) -> Result<()> {
+    fn append_arrays(
+        &mut self,
+        m: usize,
+        data: &[f32],
+        indices: &[i32],
+        indptr: &[i64],
+    ) -> Result<()> {
         let file = self.file.as_ref().expect("open until finish");
-        let fail = |e: hdf5_pure::Error| h5_error(&self.path, "cannot append to X", e);
-        let mut d = file.dataset("X/data").map_err(fail)?;
+        let group = &self.matrices[m].group;
+        let fail =
+            |e: hdf5_pure::Error| h5_error(&self.path, &format!("cannot append to {group}"), e);
+        let mut d = file.dataset(&format!("{group}/data")).map_err(fail)?;
         d.append(data).map_err(fail)?;
-        let mut i = file.dataset("X/indices").map_err(fail)?;
+        let mut i = file.dataset(&format!("{group}/indices")).map_err(fail)?;
         i.append(indices).map_err(fail)?;
-        let mut p = file.dataset("X/indptr").map_err(fail)?;
+        let mut p = file.dataset(&format!("{group}/indptr")).map_err(fail)?;
         p.append(indptr).map_err(fail)
+    }
+
+    /// Appends every row of `x` to `X` and of `layers[i]` to the `i`-th layer, a block of
+    /// rows at a time.
+    pub fn append_all(&mut self, x: &Csr<f32>, layers: &[&Csr<f32>]) -> Result<()> {
+        for (m, matrix) in std::iter::once(x).chain(layers.iter().copied()).enumerate() {
+            for start in (0..matrix.n_rows).step_by(WRITE_BLOCK_ROWS) {
+                let rows: Vec<usize> =
+                    (start..(start + WRITE_BLOCK_ROWS).min(matrix.n_rows)).collect();
+                self.append_to(m, &matrix.select_rows(&rows))?;
+            }
+        }
+        Ok(())
     }
 
     /// Closes the file and renames it into place; an error if fewer rows than obs names
     /// were appended.
     pub fn finish(mut self) -> Result<()> {
-        if self.rows_written != self.n_rows {
+        if let Some(m) = self.matrices.iter().find(|m| m.rows_written != self.n_rows) {
             return Err(Error::invalid(format!(
-                "{}: {} of {} rows written",
+                "{}: {} of {} rows of {} written",
                 self.path.display(),
-                self.rows_written,
-                self.n_rows
+                m.rows_written,
+                self.n_rows,
+                m.group
             )));
         }
         let file = self.file.take().expect("open until finish");
@@ -216,6 +338,8 @@ mod tests {
                 )],
                 var_names: &var_names,
                 var: vec![],
+                layers: vec![],
+                obsm: vec![],
             },
         )
         .unwrap();
@@ -246,6 +370,8 @@ mod tests {
             obs: vec![],
             var_names: &genes,
             var: vec![],
+            layers: vec![],
+            obsm: vec![],
         };
         let path = scratch("unfinished.h5ad");
         let mut w = StreamedH5ad::create(&path, frames()).unwrap();
@@ -256,7 +382,7 @@ mod tests {
         let mut w = StreamedH5ad::create(&path, frames()).unwrap();
         w.append_rows(&two).unwrap();
         let e = w.finish().unwrap_err().to_string();
-        assert!(e.contains("2 of 4 rows"), "{e}");
+        assert!(e.contains("2 of 4 rows of X"), "{e}");
         assert!(!path.exists() && !temp_name(&path).exists());
     }
 }

@@ -1,15 +1,10 @@
-//! Writes an AnnData `.h5ad` (anndata's on-disk format, `encoding-version` 0.1.0 / 0.2.0
-//! elements) that scanpy reads with `read_h5ad`: `X` as CSR, `layers`, `obs` and `var`
-//! dataframes (numeric columns, categorical columns, string columns) and `obsm` arrays.
-//! Through `hdf5-pure`; the file is written to a temporary name and renamed when complete.
+//! AnnData's on-disk elements (`encoding-version` 0.1.0 / 0.2.0) as scanpy's `read_h5ad`
+//! reads them: the encoding attributes, and `obs` / `var` dataframes with numeric,
+//! boolean, categorical and string columns. [`super::h5ad_stream`] writes whole files with
+//! them.
 
-use super::atomic::write_bytes;
 use super::labels::natural_order;
-use crate::csr::Csr;
-use crate::error::{Error, Result};
-use hdf5_pure::{make_i8_type, AttrValue, EnumTypeBuilder, FileBuilder, GroupBuilder};
-use ndarray::Array2;
-use std::path::Path;
+use hdf5_pure::{make_i8_type, AttrValue, EnumTypeBuilder, GroupBuilder};
 
 /// A dataframe column.
 pub enum Column {
@@ -23,19 +18,6 @@ pub enum Column {
     Categorical(Vec<Option<String>>),
 }
 
-/// What goes into the file.
-pub struct AnnData<'a> {
-    /// The matrix as trained on (cells × genes).
-    pub x: &'a Csr<f32>,
-    pub layers: Vec<(String, &'a Csr<f32>)>,
-    pub obs_names: &'a [String],
-    pub obs: Vec<(String, Column)>,
-    pub var_names: &'a [String],
-    pub var: Vec<(String, Column)>,
-    /// Per-cell arrays, cells × k.
-    pub obsm: Vec<(String, &'a Array2<f64>)>,
-}
-
 pub(super) fn encoding(ty: &str, version: &str) -> [(&'static str, AttrValue); 2] {
     [
         ("encoding-type", AttrValue::VarLenString(ty.into())),
@@ -47,20 +29,6 @@ pub(super) fn tag_group(g: &mut GroupBuilder, ty: &str, version: &str) {
     for (k, v) in encoding(ty, version) {
         g.set_attr(k, v);
     }
-}
-
-/// Fills `g` as anndata's CSR matrix element.
-fn fill_csr(g: &mut GroupBuilder, m: &Csr<f32>) {
-    tag_group(g, "csr_matrix", "0.1.0");
-    g.set_attr(
-        "shape",
-        AttrValue::I64Array(vec![m.n_rows as i64, m.n_cols as i64]),
-    );
-    g.create_dataset("data").with_f32_data(&m.data);
-    let indices: Vec<i32> = m.indices.iter().map(|&j| j as i32).collect();
-    g.create_dataset("indices").with_i32_data(&indices);
-    let indptr: Vec<i64> = m.indptr.iter().map(|&p| p as i64).collect();
-    g.create_dataset("indptr").with_i64_data(&indptr);
 }
 
 fn strings(g: &mut GroupBuilder, name: &str, values: &[String]) {
@@ -129,59 +97,4 @@ pub(super) fn fill_dataframe(g: &mut GroupBuilder, index: &[String], columns: &[
             }
         }
     }
-}
-
-/// Writes `a` to `path`.
-pub fn write_h5ad(path: &Path, a: &AnnData<'_>) -> Result<()> {
-    let (n, d) = (a.x.n_rows, a.x.n_cols);
-    assert_eq!(
-        (a.obs_names.len(), a.var_names.len()),
-        (n, d),
-        "names match the matrix"
-    );
-    let mut f = FileBuilder::new();
-    for (k, v) in encoding("anndata", "0.1.0") {
-        f.set_attr(k, v);
-    }
-    let mut x = f.create_group("X");
-    fill_csr(&mut x, a.x);
-    f.add_group(x.finish());
-    let mut layers = f.create_group("layers");
-    tag_group(&mut layers, "dict", "0.1.0");
-    for (name, m) in &a.layers {
-        let mut g = layers.create_group(name);
-        fill_csr(&mut g, m);
-        layers.add_group(g.finish());
-    }
-    f.add_group(layers.finish());
-    for (name, index, columns) in [("obs", a.obs_names, &a.obs), ("var", a.var_names, &a.var)] {
-        let mut g = f.create_group(name);
-        fill_dataframe(&mut g, index, columns);
-        f.add_group(g.finish());
-    }
-    let mut obsm = f.create_group("obsm");
-    tag_group(&mut obsm, "dict", "0.1.0");
-    for (name, m) in &a.obsm {
-        let flat: Vec<f64> = m.iter().copied().collect();
-        let ds = obsm
-            .create_dataset(name)
-            .with_f64_data(&flat)
-            .with_shape(&[m.nrows() as u64, m.ncols() as u64]);
-        for (k, v) in encoding("array", "0.2.0") {
-            ds.set_attr(k, v);
-        }
-    }
-    f.add_group(obsm.finish());
-    for empty in ["obsp", "varm", "varp", "uns"] {
-        let mut g = f.create_group(empty);
-        tag_group(&mut g, "dict", "0.1.0");
-        f.add_group(g.finish());
-    }
-    let bytes = f.finish().map_err(|e| {
-        Error::io(
-            path,
-            std::io::Error::other(format!("cannot encode HDF5: {e}")),
-        )
-    })?;
-    write_bytes(path, &bytes)
 }
