@@ -253,9 +253,10 @@ pub fn run(a: RunArgs, quiet: bool) -> Result<()> {
     }
     if !quiet {
         eprintln!(
-            "wrote {} in {:.1}s",
+            "wrote {} in {:.1}s{}",
             a.out.display(),
-            started.elapsed().as_secs_f64()
+            started.elapsed().as_secs_f64(),
+            crate::report::memory::peak_note()
         );
     }
     Ok(())

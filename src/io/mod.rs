@@ -5,6 +5,7 @@
 //! barcodes and gene identifiers. The matrix is never densified.
 
 pub mod align;
+pub mod atlas;
 pub mod atomic;
 pub mod batches;
 pub mod csv_matrix;

@@ -2,6 +2,7 @@
 
 pub mod confusion;
 pub mod dotplot;
+pub mod memory;
 pub mod plots;
 pub mod seeds;
 pub mod summary;

@@ -310,7 +310,7 @@ pub fn write_report(path: &Path, outcomes: &[ModelOutcome], ctx: &ReportContext<
     let _ = writeln!(r, "Reproduce with:\n\n```\n{}\n```\n", ctx.command);
     let _ = writeln!(
         r,
-        "Data: `{}`: {} cells × {} genes after preprocessing; {} cells labelled; k = {}. Preset `{}`, {} epochs, seed {}, {} threads. Total {:.1} s.\n",
+        "Data: `{}`: {} cells × {} genes after preprocessing; {} cells labelled; k = {}. Preset `{}`, {} epochs, seed {}, {} threads. Total {:.1} s{}.\n",
         ctx.data,
         ctx.cells,
         ctx.genes,
@@ -320,7 +320,8 @@ pub fn write_report(path: &Path, outcomes: &[ModelOutcome], ctx: &ReportContext<
         ctx.epochs,
         ctx.seed,
         ctx.threads,
-        ctx.total_seconds
+        ctx.total_seconds,
+        super::memory::peak_note()
     );
     for n in ctx.notes {
         let _ = writeln!(r, "- {n}");
