@@ -186,7 +186,7 @@ pub fn train_with(
     };
     let mut trainer = Trainer::new(net, cells, opts);
     let mut records = Vec::with_capacity(opts.epochs);
-    progress.start(opts.epochs);
+    progress.start(opts.epochs, trainer.cells.len());
     for epoch in 1..=opts.epochs {
         let Some(mut record) = trainer.epoch(net, &mut dec, epoch, progress)? else {
             break;

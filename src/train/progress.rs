@@ -1,5 +1,6 @@
 //! Training progress on stderr: a bar with an ETA on a terminal, one plain line per epoch
-//! otherwise (logs, CI), nothing with `--quiet`.
+//! otherwise (logs, CI) with the rate in cells per second and the ETA, nothing with
+//! `--quiet`.
 
 use super::EpochRecord;
 use std::io::{IsTerminal, Write};
@@ -11,6 +12,8 @@ pub struct Progress {
     mode: Mode,
     label: String,
     total: usize,
+    /// Training cells per epoch, for the rate.
+    cells: usize,
     started: Instant,
 }
 
@@ -35,6 +38,7 @@ impl Progress {
             mode,
             label: label.into(),
             total: 0,
+            cells: 0,
             started: Instant::now(),
         }
     }
@@ -44,9 +48,16 @@ impl Progress {
         Self::new("", true)
     }
 
-    pub(crate) fn start(&mut self, total: usize) {
+    pub(crate) fn start(&mut self, total: usize, cells: usize) {
         self.total = total;
+        self.cells = cells;
         self.started = Instant::now();
+    }
+
+    /// Seconds left at epoch `epoch` of [`Self::total`], from the mean epoch so far.
+    fn eta(&self, epoch: usize) -> f64 {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        elapsed / epoch.max(1) as f64 * self.total.saturating_sub(epoch) as f64
     }
 
     pub(crate) fn epoch(&mut self, r: &EpochRecord) {
@@ -57,9 +68,10 @@ impl Progress {
                 let val = r
                     .val_loss
                     .map_or(String::new(), |v| format!(" held-out {v:.4}"));
+                let rate = self.cells as f64 / r.seconds.max(1e-9);
                 let _ = writeln!(
                     err,
-                    "{} epoch {}/{}: loss {:.4} recon {:.4} kl {:.4} recon/entry {:.5}{val} ({:.2}s)",
+                    "{} epoch {}/{}: loss {:.4} recon {:.4} kl {:.4} recon/entry {:.5}{val} ({:.2}s, {rate:.0} cells/s, ETA {})",
                     self.label,
                     r.epoch,
                     self.total,
@@ -67,22 +79,17 @@ impl Progress {
                     r.recon,
                     r.kl,
                     r.recon_per_entry,
-                    r.seconds
+                    r.seconds,
+                    duration(self.eta(r.epoch))
                 );
             }
             Mode::Bar => {
                 let done = r.epoch as f64 / self.total.max(1) as f64;
-                let elapsed = self.started.elapsed().as_secs_f64();
-                let eta = if done > 0.0 {
-                    elapsed * (1.0 - done) / done
-                } else {
-                    0.0
-                };
                 let width = 30;
                 let filled = (done * width as f64).round() as usize;
                 let _ = write!(
                     err,
-                    "\r{} [{}{}] {}/{} loss {:.4} recon/entry {:.5} ETA {:.0}s   ",
+                    "\r{} [{}{}] {}/{} loss {:.4} recon/entry {:.5} ETA {}   ",
                     self.label,
                     "#".repeat(filled),
                     ".".repeat(width - filled),
@@ -90,7 +97,7 @@ impl Progress {
                     self.total,
                     r.loss,
                     r.recon_per_entry,
-                    eta
+                    duration(self.eta(r.epoch))
                 );
                 let _ = err.flush();
             }
@@ -114,5 +121,28 @@ impl Progress {
                 " ".repeat(60)
             );
         }
+    }
+}
+
+/// Seconds as `42s`, `3m05s` or `1h02m`.
+fn duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_a_person_writes_them() {
+        assert_eq!(duration(0.4), "0s");
+        assert_eq!(duration(42.0), "42s");
+        assert_eq!(duration(185.0), "3m05s");
+        assert_eq!(duration(3720.0), "1h02m");
     }
 }
