@@ -181,10 +181,9 @@ pub fn prepare(raw: Dataset, opts: &PrepOptions) -> Result<Prepared> {
         });
     }
     let mut counts_kept = counts_before;
-    let expression = (hvg_genes.is_some() || opts.scale).then(|| Expression {
-        matrix: data.matrix.clone(),
-        gene_names: data.gene_names.clone(),
-    });
+    // The log-normalized matrix of every kept gene (the marker genes rank it): moved out, not
+    // copied, when X becomes the HVGs or their z-scores.
+    let mut expression = None;
     if let Some(genes) = hvg_genes {
         notes.push(format!(
             "kept the {} most variable genes ({}{})",
@@ -196,16 +195,25 @@ pub fn prepare(raw: Dataset, opts: &PrepOptions) -> Result<Prepared> {
                 ""
             }
         ));
-        let mut new_index = vec![None; data.n_genes()];
-        for (k, &g) in genes.iter().enumerate() {
-            new_index[g] = Some(k as u32);
-        }
+        let new_index = column_index(data.n_genes(), &genes);
         counts_kept = counts_kept.map(|c| c.select_columns(&new_index, genes.len()));
-        data = select(data, None, Some(&genes));
+        let selected = data.matrix.select_columns(&new_index, genes.len());
+        expression = Some(Expression {
+            matrix: std::mem::replace(&mut data.matrix, selected),
+            gene_names: data.gene_names.clone(),
+        });
+        select_gene_names(&mut data, &genes);
     }
     let scaling = opts.scale.then(|| {
         let s = Scaling::fit(&data.matrix);
-        data.matrix = s.apply(&data.matrix);
+        let scaled = s.apply(&data.matrix);
+        let unscaled = std::mem::replace(&mut data.matrix, scaled);
+        if expression.is_none() {
+            expression = Some(Expression {
+                matrix: unscaled,
+                gene_names: data.gene_names.clone(),
+            });
+        }
         notes.push(format!(
             "scaled: every gene to mean 0 and sd 1, clipped at ±{}",
             s.clip
@@ -339,6 +347,21 @@ fn kept_per_batch(b: &CellBatches, keep_cells: &[usize]) -> String {
     format!(" (per batch: {})", parts.join(", "))
 }
 
+/// For `select_columns`: each of `n` genes' new column, `None` for a gene not in `genes`.
+fn column_index(n: usize, genes: &[usize]) -> Vec<Option<u32>> {
+    let mut new_index = vec![None; n];
+    for (k, &g) in genes.iter().enumerate() {
+        new_index[g] = Some(k as u32);
+    }
+    new_index
+}
+
+/// `d`'s gene IDs and names restricted to `genes` (its matrix is left to the caller).
+fn select_gene_names(d: &mut Dataset, genes: &[usize]) {
+    d.gene_ids = genes.iter().map(|&g| d.gene_ids[g].clone()).collect();
+    d.gene_names = genes.iter().map(|&g| d.gene_names[g].clone()).collect();
+}
+
 /// A dataset restricted to some cells and/or genes (in ascending order).
 pub fn select(d: Dataset, cells: Option<&[usize]>, genes: Option<&[usize]>) -> Dataset {
     let mut d = d;
@@ -349,13 +372,10 @@ pub fn select(d: Dataset, cells: Option<&[usize]>, genes: Option<&[usize]>) -> D
     }
     if let Some(genes) = genes {
         if genes.len() != d.n_genes() {
-            let mut new_index = vec![None; d.n_genes()];
-            for (k, &g) in genes.iter().enumerate() {
-                new_index[g] = Some(k as u32);
-            }
-            d.matrix = d.matrix.select_columns(&new_index, genes.len());
-            d.gene_ids = genes.iter().map(|&g| d.gene_ids[g].clone()).collect();
-            d.gene_names = genes.iter().map(|&g| d.gene_names[g].clone()).collect();
+            d.matrix = d
+                .matrix
+                .select_columns(&column_index(d.n_genes(), genes), genes.len());
+            select_gene_names(&mut d, genes);
         }
     }
     d
