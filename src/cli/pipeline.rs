@@ -227,9 +227,15 @@ pub fn run(a: RunArgs, quiet: bool) -> Result<()> {
                     None => format!("t-SNE 2-D and 3-D {:.1}s", outcome.tsne_seconds),
                     Some(why) => format!("t-SNE skipped ({why})"),
                 };
+                let e = &r.evaluation;
                 eprintln!(
-                    "{}: codes {:.1}s, {tsne}, UMAP {:.1}s{s}",
-                    outcome.name, outcome.train_seconds, outcome.umap_seconds
+                    "{}: codes {:.1}s, kNN graph {:.1}s, {tsne}, UMAP {:.1}s, clusters {:.1}s, markers {:.1}s{s}",
+                    outcome.name,
+                    outcome.train_seconds,
+                    e.graph_seconds,
+                    outcome.umap_seconds,
+                    e.cluster_seconds,
+                    r.markers_seconds
                 );
             }
             outcomes.push(outcome);

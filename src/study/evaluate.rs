@@ -219,6 +219,8 @@ pub struct Evaluation {
     /// 0 when t-SNE was skipped.
     pub tsne_seconds: f64,
     pub umap_seconds: f64,
+    /// Seconds of k-means and Leiden(k), and of the scores (0 without k).
+    pub cluster_seconds: f64,
 }
 
 impl Evaluation {
@@ -305,10 +307,12 @@ pub fn evaluate_codes(
         graph_seconds,
         tsne_seconds,
         umap_seconds,
+        cluster_seconds: 0.0,
     };
     let Some(k) = k else {
         return Ok(evaluation);
     };
+    let started = Instant::now();
     let kopts = KMeansOptions {
         n_init: restarts,
         ..KMeansOptions::new(k, opts.seed)
@@ -343,6 +347,7 @@ pub fn evaluate_codes(
         });
     }
     evaluation.clusters = Some(clusters);
+    evaluation.cluster_seconds = started.elapsed().as_secs_f64();
     Ok(evaluation)
 }
 

@@ -222,6 +222,8 @@ pub struct ModelRun {
     /// Marker genes of each of the run's clusters ([`evaluate::Clusters::primary`]; Wilcoxon,
     /// one cluster against the rest), with k.
     pub markers: Option<Vec<Vec<GeneTest>>>,
+    /// Seconds to rank the marker genes.
+    pub markers_seconds: f64,
 }
 
 impl ModelRun {
@@ -306,6 +308,7 @@ pub fn run_model(
         k,
         &opts.eval,
     )?;
+    let started = std::time::Instant::now();
     let markers = evaluation.clusters.as_ref().map(|c| {
         let km = c.primary();
         let groups: Vec<Option<usize>> = km.labels.iter().map(|&l| Some(l)).collect();
@@ -318,6 +321,7 @@ pub fn run_model(
         code_seconds,
         evaluation,
         markers,
+        markers_seconds: started.elapsed().as_secs_f64(),
     })
 }
 
