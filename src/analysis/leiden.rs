@@ -96,6 +96,31 @@ impl AdjGraph {
         self.strength.len()
     }
 
+    /// The number of connected components (edges of positive weight). Leiden's communities
+    /// are connected, so it never finds fewer communities than this.
+    pub fn components(&self) -> usize {
+        let mut seen = vec![false; self.n()];
+        let mut stack = Vec::new();
+        let mut count = 0;
+        for start in 0..self.n() {
+            if seen[start] {
+                continue;
+            }
+            count += 1;
+            seen[start] = true;
+            stack.push(start);
+            while let Some(v) = stack.pop() {
+                for (u, w) in self.edges(v) {
+                    if w > 0.0 && !seen[u] {
+                        seen[u] = true;
+                        stack.push(u);
+                    }
+                }
+            }
+        }
+        count
+    }
+
     fn edges(&self, v: usize) -> impl Iterator<Item = (usize, f64)> + '_ {
         let r = self.offsets[v]..self.offsets[v + 1];
         self.nbr[r.clone()]
@@ -146,8 +171,18 @@ pub struct LeidenK {
 /// Bisects the resolution on `[0.01, 5]` (at most 40 steps) until Leiden finds exactly `k`
 /// communities: more communities, lower γ; fewer, higher. No labels are involved. Several
 /// resolutions can give `k`; the first one the bisection meets is returned. If none does,
-/// the result of the resolution whose count came nearest (the lower γ on ties).
+/// the result of the resolution whose count came nearest (the lower γ on ties). When the
+/// graph has more connected components than `k`, no resolution can give `k` (communities are
+/// connected): then one run at the lowest resolution, 0.01, where the count is lowest, instead
+/// of 40 runs that cannot succeed (a graph of near-duplicate cells, at scale, is like that).
 pub fn leiden_k(g: &AdjGraph, k: usize, iterations: Iterations, seed: u64) -> LeidenK {
+    if g.components() > k {
+        return LeidenK {
+            labels: leiden(g, RESOLUTION_LO, iterations, seed),
+            resolution: RESOLUTION_LO,
+            exact: false,
+        };
+    }
     let (mut lo, mut hi) = (RESOLUTION_LO, RESOLUTION_HI);
     let mut nearest: Option<(usize, f64, Vec<usize>)> = None;
     for _ in 0..BISECTION_STEPS {
@@ -533,6 +568,19 @@ mod tests {
             leiden_k(&g, 12, Iterations::UntilStable, 1).labels,
             by_size(&truth)
         );
+    }
+
+    /// More components than k: one run at the lowest resolution, each component a
+    /// community at least, and no claim to have found k.
+    #[test]
+    fn more_components_than_k_stop_the_bisection() {
+        let (g, truth) = ring_of_cliques(5, 4, 0.0);
+        assert_eq!(g.components(), 5);
+        assert_eq!(ring_of_cliques(5, 4, 0.5).0.components(), 1);
+        let r = leiden_k(&g, 2, Iterations::UntilStable, 1);
+        assert!(!r.exact);
+        assert_eq!(r.resolution, RESOLUTION_LO);
+        assert_eq!(r.labels, by_size(&truth));
     }
 
     #[test]
