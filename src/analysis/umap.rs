@@ -21,7 +21,7 @@
 //! its default is a spectral embedding of the graph), scaled to `[0, 10]` per coordinate, plus
 //! normal noise of sd 1e-4. The descent runs in parallel over fixed blocks of points, each
 //! with its own seeded ChaCha stream, moving only its own points and reading the others as
-//! they stood at the start of the epoch ([`optimise`]), so a seed gives the same embedding on
+//! they stood at the start of the epoch, so a seed gives the same embedding on
 //! any machine and any number of threads (umap-learn's parallel descent is not reproducible;
 //! with a seed it runs serially).
 
