@@ -353,6 +353,10 @@ fn optimise(y: &mut Array2<f64>, g: &Graph, a: f64, b: f64, epochs: usize, opts:
             dims,
             n,
             before: &before,
+            graph: g,
+            keep: &keep,
+            per_sample: &per_sample,
+            per_negative: &per_negative,
         };
         let mut rest = schedule.as_mut_slice();
         let mut work = Vec::with_capacity(blocks);
@@ -364,24 +368,14 @@ fn optimise(y: &mut Array2<f64>, g: &Graph, a: f64, b: f64, epochs: usize, opts:
         work.into_par_iter().for_each(|(bk, rows, timing)| {
             let stream_index = 1 + (epoch * blocks + bk) as u32;
             let mut rng = substream(opts.seed, Stream::Umap, stream_index);
-            let edges = &keep[bounds[bk]..bounds[bk + 1]];
-            step.block(
-                rows,
-                bk * BLOCK_POINTS,
-                edges,
-                g,
-                timing,
-                &per_sample,
-                &per_negative,
-                bounds[bk],
-                &mut rng,
-            );
+            step.block(rows, bk * BLOCK_POINTS, bounds[bk], timing, &mut rng);
         });
     }
 }
 
 /// What every block of one epoch shares: the curve `a, b`, the learning rate `alpha`, the
-/// epoch `now`, and the embedding as it stood when the epoch began.
+/// epoch `now`, the embedding as it stood when the epoch began, and the kept edges of the
+/// graph with their sampling intervals.
 struct Step<'a> {
     a: f64,
     b: f64,
@@ -390,27 +384,27 @@ struct Step<'a> {
     dims: usize,
     n: usize,
     before: &'a [f64],
+    graph: &'a Graph,
+    keep: &'a [usize],
+    per_sample: &'a [f64],
+    per_negative: &'a [f64],
 }
 
 impl Step<'_> {
-    /// One epoch of the block whose points start at `first` (`rows`, owned), through its kept
-    /// `edges` (`timing`: each edge's next positive and negative sampling epochs; the edges'
-    /// intervals start at `offset` in `per_sample` and `per_negative`).
-    #[allow(clippy::too_many_arguments)]
+    /// One epoch of the block whose points start at `first` (`rows`, owned): its kept edges
+    /// start at `offset` of [`Step::keep`], `timing` holds their next positive and negative
+    /// sampling epochs.
     fn block(
         &self,
         rows: &mut [f64],
         first: usize,
-        edges: &[usize],
-        g: &Graph,
-        timing: &mut [(f64, f64)],
-        per_sample: &[f64],
-        per_negative: &[f64],
         offset: usize,
+        timing: &mut [(f64, f64)],
         rng: &mut impl Rng,
     ) {
         let (a, b, dims) = (self.a, self.b, self.dims);
         let clip = |v: f64| v.clamp(-4.0, 4.0);
+        let (g, edges) = (self.graph, &self.keep[offset..offset + timing.len()]);
         for (k, &e) in edges.iter().enumerate() {
             let (next_sample, next_negative) = &mut timing[k];
             if *next_sample > self.now {
@@ -427,8 +421,8 @@ impl Step<'_> {
                     yi[d] += 2.0 * clip(coeff * (yi[d] - yj[d])) * self.alpha;
                 }
             }
-            *next_sample += per_sample[offset + k];
-            let negatives = ((self.now - *next_negative) / per_negative[offset + k])
+            *next_sample += self.per_sample[offset + k];
+            let negatives = ((self.now - *next_negative) / self.per_negative[offset + k])
                 .floor()
                 .max(0.0) as usize;
             for _ in 0..negatives {
@@ -445,7 +439,7 @@ impl Step<'_> {
                     }
                 }
             }
-            *next_negative += negatives as f64 * per_negative[offset + k];
+            *next_negative += negatives as f64 * self.per_negative[offset + k];
         }
     }
 }
