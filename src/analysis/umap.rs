@@ -494,6 +494,15 @@ mod tests {
         }
     }
 
+    /// [`umap`] on a pool of `threads` threads.
+    fn umap_on_threads(x: &Array2<f64>, opts: &UmapOptions, threads: usize) -> Array2<f64> {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| umap(x, opts).unwrap())
+    }
+
     /// The blobs stay apart: each point's 10 nearest neighbours in the embedding come from
     /// its own blob. And the result does not depend on the thread count.
     #[test]
@@ -501,13 +510,7 @@ mod tests {
         let (x, blob) = blobs();
         let mut opts = UmapOptions::new(2, 7);
         opts.epochs = Some(200);
-        let run = |threads: usize| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(|| umap(&x, &opts).unwrap())
-        };
+        let run = |threads: usize| umap_on_threads(&x, &opts, threads);
         let y = run(2);
         assert_eq!(y, run(1));
         let nb = Neighbors::exact(&y, 10);
@@ -535,13 +538,7 @@ mod tests {
         });
         let mut opts = UmapOptions::new(2, 5);
         opts.epochs = Some(60);
-        let run = |threads: usize| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(|| umap(&x, &opts).unwrap())
-        };
+        let run = |threads: usize| umap_on_threads(&x, &opts, threads);
         let y = run(2);
         assert_eq!(y, run(1));
         assert_eq!(y, run(3));
