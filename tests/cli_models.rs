@@ -13,29 +13,20 @@ use std::fs;
 fn scaled_hvg_model_embeds_new_cells_the_same_way() {
     let work = scratch("scaled");
     let out = work.join("vae");
-    ok(&[
-        "train",
-        "--model",
+    tiny_train(
         "vae",
-        "--data",
-        TINY,
-        "--qc",
-        "none",
-        "--hvg",
-        "6",
-        "--hvg-flavor",
-        "seurat",
-        "--scale",
-        "--epochs",
-        "2",
-        "--hidden",
-        "8,4",
-        "--decoder",
-        "4,8",
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+        &out,
+        &[
+            "--hvg",
+            "6",
+            "--hvg-flavor",
+            "seurat",
+            "--scale",
+            "--epochs",
+            "2",
+            "--quiet",
+        ],
+    );
     let ckpt = out.join("model.safetensors");
     let (net, meta) = cellvae::train::checkpoint::load(&ckpt).unwrap();
     let scaling = meta.scaling.expect("the scaling is stored");
@@ -58,25 +49,11 @@ fn scaled_hvg_model_embeds_new_cells_the_same_way() {
         fs::read(out.join("latent.csv")).unwrap()
     );
     // More genes asked for than there are: all kept, and said so.
-    let o = ok(&[
-        "train",
-        "--model",
+    let o = tiny_train(
         "ae",
-        "--data",
-        TINY,
-        "--qc",
-        "none",
-        "--hvg",
-        "100000",
-        "--epochs",
-        "1",
-        "--hidden",
-        "8,4",
-        "--decoder",
-        "4,8",
-        "--out",
-        work.join("all").to_str().unwrap(),
-    ]);
+        &work.join("all"),
+        &["--hvg", "100000", "--epochs", "1"],
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("all are kept"), "{err}");
 }
@@ -87,28 +64,19 @@ fn scaled_hvg_model_embeds_new_cells_the_same_way() {
 fn nb_likelihood_trains_on_counts_only() {
     let work = scratch("nb");
     let out = work.join("vsc");
-    ok(&[
-        "train",
-        "--model",
+    tiny_train(
         "vsc",
-        "--data",
-        TINY,
-        "--qc",
-        "none",
-        "--likelihood",
-        "nb",
-        "--val-fraction",
-        "0.2",
-        "--epochs",
-        "3",
-        "--hidden",
-        "8,4",
-        "--decoder",
-        "4,8",
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+        &out,
+        &[
+            "--likelihood",
+            "nb",
+            "--val-fraction",
+            "0.2",
+            "--epochs",
+            "3",
+            "--quiet",
+        ],
+    );
     let (net, meta) = cellvae::train::checkpoint::load(&out.join("model.safetensors")).unwrap();
     assert_eq!(meta.config.likelihood, cellvae::models::Likelihood::Nb);
     let px_r = net

@@ -142,27 +142,32 @@ pub fn files(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// A tiny AE checkpoint trained on the tiny fixture, in `dir/ae` beside its `latent.csv`.
-pub fn tiny_checkpoint(dir: &Path) -> PathBuf {
-    let out = dir.join("ae");
-    ok(&[
+/// `cellvae train --model model` on the tiny fixture with small networks (no QC, 8,4 hidden,
+/// 4,8 decoder) into `out`, plus `extra` flags; it must succeed.
+pub fn tiny_train(model: &str, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
         "train",
         "--model",
-        "ae",
+        model,
         "--data",
         TINY,
         "--qc",
         "none",
-        "--epochs",
-        "2",
         "--hidden",
         "8,4",
         "--decoder",
         "4,8",
-        "--quiet",
         "--out",
-        out.to_str().unwrap(),
-    ]);
+        arg(out),
+    ];
+    args.extend_from_slice(extra);
+    ok(&args)
+}
+
+/// A tiny AE checkpoint trained on the tiny fixture, in `dir/ae` beside its `latent.csv`.
+pub fn tiny_checkpoint(dir: &Path) -> PathBuf {
+    let out = dir.join("ae");
+    tiny_train("ae", &out, &["--epochs", "2", "--quiet"]);
     out.join("model.safetensors")
 }
 
