@@ -322,9 +322,10 @@ pub fn evaluate_codes(
         None => None,
     };
     // Scored against the labels; without t-SNE, also the run's clusters.
-    let codes_kmeans = match labels.is_some() || tsne_kmeans.is_none() {
-        true => Some(kmeans(codes, &kopts)?),
-        false => None,
+    let codes_kmeans = if labels.is_some() || tsne_kmeans.is_none() {
+        Some(kmeans(codes, &kopts)?)
+    } else {
+        None
     };
     let leiden = leiden_k(
         &AdjGraph::from_edges(n, &graph),
