@@ -151,11 +151,12 @@ pub fn modularity(g: &AdjGraph, membership: &[usize], gamma: f64) -> f64 {
 /// Neighbours per cell of the clustering graph, the cell itself included (scanpy's default).
 pub const NEIGHBOURS: usize = 15;
 
-/// The clustering graph of the rows of `x`: exact `k`-nearest neighbours (the point itself
-/// counted among the `k`), weighted and symmetrized as UMAP and scanpy do (fuzzy union,
-/// [`crate::analysis::umap::fuzzy_graph`]).
-pub fn knn_graph(x: &ndarray::Array2<f64>, k: usize) -> AdjGraph {
-    let nb = crate::analysis::neighbors::Neighbors::exact(x, k - 1);
+/// The clustering graph of the rows of `x`: the `k`-nearest neighbours (the point itself
+/// counted among the `k`; exact, or NN-descent under `seed` for many points in many
+/// dimensions, [`crate::analysis::neighbors::Neighbors::build`]), weighted and symmetrized
+/// as UMAP and scanpy do (fuzzy union, [`crate::analysis::umap::fuzzy_graph`]).
+pub fn knn_graph(x: &ndarray::Array2<f64>, k: usize, seed: u64) -> AdjGraph {
+    let nb = crate::analysis::neighbors::Neighbors::build(x, k - 1, seed);
     AdjGraph::from_edges(x.nrows(), &crate::analysis::umap::fuzzy_graph(&nb, k))
 }
 

@@ -9,6 +9,7 @@ pub mod markers;
 pub mod matching;
 pub mod metrics;
 pub mod neighbors;
+pub mod nn_descent;
 pub mod pca;
 pub mod tsne;
 pub mod umap;

@@ -75,7 +75,10 @@ pub struct Graph {
 /// Embeds the rows of `x` in `opts.dims` dimensions.
 pub fn umap(x: &Array2<f64>, opts: &UmapOptions) -> Result<Array2<f64>> {
     check(x, opts)?;
-    let graph = fuzzy_graph(&Neighbors::exact(x, opts.neighbors - 1), opts.neighbors);
+    let graph = fuzzy_graph(
+        &Neighbors::build(x, opts.neighbors - 1, opts.seed),
+        opts.neighbors,
+    );
     umap_on(x, &graph, opts)
 }
 

@@ -39,7 +39,7 @@ pub struct ClusterArgs {
     /// k-means restarts; the lowest inertia wins
     #[arg(long, default_value_t = 100)]
     pub n_init: usize,
-    /// Seed of the k-means++ seeding or of Leiden's random orders
+    /// Seed of the k-means++ seeding, of Leiden's random orders and of the approximate neighbour graph (many cells in many dimensions)
     #[arg(long, default_value_t = crate::train::DEFAULT_SEED)]
     pub seed: u64,
     /// Output CSV (barcode,cluster)
@@ -75,7 +75,7 @@ pub fn cluster(a: &ClusterArgs) -> Result<()> {
                     a.input.display()
                 )));
             }
-            let g = knn_graph(&t.values, a.neighbors);
+            let g = knn_graph(&t.values, a.neighbors, a.seed);
             match (a.k, a.resolution) {
                 (Some(0), _) => return Err(Error::invalid("--k must be at least 1")),
                 (Some(k), _) => {

@@ -40,6 +40,8 @@ pub enum Stream {
     Integration = 13,
     /// The labels' silhouette's sampled cells (`crate::analysis::label_scores`).
     Silhouette = 14,
+    /// NN-descent's random start (`crate::analysis::nn_descent`).
+    Neighbors = 15,
 }
 
 /// The generator for `which` under the user's `seed`.

@@ -264,7 +264,7 @@ pub fn evaluate_codes(
             0
         },
     ];
-    let neighbours = Neighbors::exact(codes, wanted.into_iter().max().unwrap_or(0));
+    let neighbours = Neighbors::build(codes, wanted.into_iter().max().unwrap_or(0), opts.seed);
     let graph = fuzzy_graph(&neighbours, NEIGHBOURS.min(n));
     let graph_seconds = started.elapsed().as_secs_f64();
     let started = Instant::now();

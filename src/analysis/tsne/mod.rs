@@ -138,7 +138,7 @@ pub fn tsne_on(
             let nb = match neighbors.filter(|nb| nb.k() >= k && nb.n() == n) {
                 Some(nb) => nb,
                 None => {
-                    own = Neighbors::exact(x, k);
+                    own = Neighbors::build(x, k, opts.seed);
                     &own
                 }
             };
