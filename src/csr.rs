@@ -241,6 +241,26 @@ impl ColumnMoments {
 }
 
 impl Csr<f32> {
+    /// `self + 1·cᵀ` with every entry stored (dense rows): the scaled matrix from its
+    /// shifted, sparse form (`crate::preprocess::Scaling::apply`), for a block of rows.
+    pub fn plus_row(&self, c: &[f32]) -> Csr<f32> {
+        assert_eq!(c.len(), self.n_cols, "one shift per column");
+        let cols: Vec<u32> = (0..self.n_cols as u32).collect();
+        let mut out = Csr::with_cols(self.n_cols);
+        out.indices.reserve(self.n_rows * self.n_cols);
+        out.data.reserve(self.n_rows * self.n_cols);
+        let mut row = vec![0.0f32; self.n_cols];
+        for i in 0..self.n_rows {
+            row.copy_from_slice(c);
+            let (idx, vals) = self.row(i);
+            for (&g, &v) in idx.iter().zip(vals) {
+                row[g as usize] += v;
+            }
+            out.push_row(&cols, &row);
+        }
+        out
+    }
+
     /// [`ColumnMoments`] of all rows, of `f` of the values (`|v| v as f64` for the values
     /// themselves).
     pub fn column_moments(&self, f: impl Fn(f32) -> f64) -> ColumnMoments {

@@ -325,8 +325,10 @@ pub(super) fn write_anndata(
         }
         obsm.push((format!("X_{}_umap", m.name), &m.umap));
     }
+    let zero_scores = prep.scaling.as_ref().map(|s| s.zero_scores());
     let anndata = AnnData {
         x: &d.matrix,
+        x_shift: zero_scores.as_deref(),
         layers: prep
             .counts
             .as_ref()

@@ -6,7 +6,7 @@
 //! | module | function | forward | backward (`δ` = gradient of the loss) |
 //! |---|---|---|---|
 //! | [`dense`] | `Dense::forward`, `::backward` | `y = act(x·Wᵀ + b)` | `∂W += δyᵀx`, `∂b += Σ_rows δy`, `δx += δy·W` |
-//! | [`sparse_dense`] | `SparseDense::forward`, `::backward` | the same with a CSR `x` (the first layer), from the nonzeros | `∂W += δyᵀx` from the nonzeros (via `xᵀ`), no `δx` |
+//! | [`sparse_dense`] | `SparseDense::forward`, `::backward` (`_shifted`: `x = s + 1·cᵀ`) | the same with a CSR `x` (the first layer), from the nonzeros | `∂W += δyᵀx` from the nonzeros (via `xᵀ`), no `δx` |
 //! | [`relu`] | `bias_act_forward`, `act_backward` | `y = max(a, 0)` with `a = y + b` (bias fused); NaN stays NaN | `δa = δy ⊙ 1[a > 0]` |
 //! | [`reparam`] | `Reparam::forward`, `::backward` | `z = μ + ε ⊙ e^{ℓ/2}`, `ℓ = log σ²` | `δμ += δz`, `δℓ += ½ δz ⊙ ε ⊙ e^{ℓ/2}` |
 //! | [`spike_slab`] | `log_spike_forward`, `SpikeSlab::forward` and their backwards | `γ = e^{min(s_pre, 0)}`, `s = σ(c(η + γ − 1))`, `z = s ⊙ g` with `g` from [`reparam`] | `δg = δz ⊙ s` into [`reparam`], `δγ += δz ⊙ g ⊙ c·s(1 − s)`, `δs_pre += δγ ⊙ γ ⊙ 1[s_pre < 0]` |

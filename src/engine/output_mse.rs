@@ -101,6 +101,24 @@ pub fn forward_backward<T: Scalar>(
     x: &Csr<T>,
     xt: &Csc<T>,
     reduction: Reduction,
+    dh: ArrayViewMut2<'_, T>,
+    scratch: &mut OutputScratch<T>,
+) -> f64 {
+    forward_backward_shifted(layer, h, x, xt, None, reduction, dh, scratch)
+}
+
+/// [`forward_backward`] against the target `x = s + 1·cᵀ`, given `s` (and `sᵀ`) and the
+/// `shift` `c` ([`super::sparse_dense`]'s shifted input). The residual
+/// `R = H·Wᵀ + 1·bᵀ − s − 1·cᵀ` is the unshifted one with `b − c` in place of `b`, and
+/// `∂R/∂b` is still `1`: every formula above holds with `b − c` for `b`, `∂b` included.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_backward_shifted<T: Scalar>(
+    layer: &mut Dense<T>,
+    h: ArrayView2<'_, T>,
+    x: &Csr<T>,
+    xt: &Csc<T>,
+    shift: Option<&[T]>,
+    reduction: Reduction,
     mut dh: ArrayViewMut2<'_, T>,
     scratch: &mut OutputScratch<T>,
 ) -> f64 {
@@ -134,10 +152,24 @@ pub fn forward_backward<T: Scalar>(
     let h_flat = h_flat.as_slice().expect("standard layout");
     let w = layer.weight.as_slice().expect("standard layout");
 
-    // The Gram matrices and the small products.
+    // The bias as the residual sees it: `b − c` under a shift.
     let bias = layer.bias.as_slice().expect("contiguous");
+    let b: std::borrow::Cow<'_, [T]> = match shift {
+        None => bias.into(),
+        Some(c) => {
+            assert_eq!(c.len(), n_genes, "output layer: shift width");
+            bias.iter()
+                .zip(c)
+                .map(|(&b, &c)| b - c)
+                .collect::<Vec<T>>()
+                .into()
+        }
+    };
+    let b = &b[..];
+
+    // The Gram matrices and the small products.
     let wb = sc.wb.as_slice_mut().expect("contiguous");
-    gram_and_wtb(layer.weight.view(), bias, sc.gram_w.view_mut(), wb);
+    gram_and_wtb(layer.weight.view(), b, sc.gram_w.view_mut(), wb);
     gemm(one, h.t(), h, zero, sc.gram_h.view_mut());
     sc.h_sum.fill(zero);
     add_column_sums(h, sc.h_sum.view_mut());
@@ -148,7 +180,7 @@ pub fn forward_backward<T: Scalar>(
 
     // Cell by cell: the loss (in f64), R·W = H·(WᵀW) + 1·(Wᵀb)ᵀ − X·W (in place of H·(WᵀW)),
     // and ∂H += 2r·R·W.
-    let (b, wb) = (layer.bias.as_slice().expect("contiguous"), sc.wb.row(0));
+    let wb = sc.wb.row(0);
     let wb = wb.as_slice().expect("contiguous");
     let btb: f64 = b.iter().map(|&v| v.to_f64() * v.to_f64()).sum();
     Zip::indexed(h_gram.rows_mut())
@@ -328,6 +360,68 @@ mod tests {
                 .zip(want_db)
                 .all(|(a, b)| (a - b).abs() <= 1e-11 * (1.0 + b.abs())));
         }
+    }
+
+    /// A shifted target `s + 1·cᵀ` (given `s` and `c`) gives the loss and gradients of the
+    /// dense target itself.
+    #[test]
+    fn a_shifted_target_is_the_dense_target() {
+        let (batch, n_in, d) = (7, 5, 40);
+        let s = target(batch, d);
+        let c: Vec<f64> = random(1, d, 2.0, 8).into_iter().collect();
+        let mut dense = s.to_dense();
+        for mut row in dense.rows_mut() {
+            row += &ndarray::ArrayView1::from(&c[..]);
+        }
+        let full = Csr::from_dense(&dense);
+        let h = random(batch, n_in, 1.0, 3);
+        let mut plain = Dense::<f64>::new(n_in, d, &mut stream(5, Stream::Init));
+        let mut shifted = plain.clone();
+        let (mut dh, mut dh_shifted) = (Array2::zeros((batch, n_in)), Array2::zeros((batch, n_in)));
+        let mut sc = OutputScratch::new(batch, n_in);
+        let loss = forward_backward(
+            &mut plain,
+            h.view(),
+            &full,
+            &transpose(&full),
+            Reduction::Mean,
+            dh.view_mut(),
+            &mut sc,
+        );
+        let loss_shifted = forward_backward_shifted(
+            &mut shifted,
+            h.view(),
+            &s,
+            &transpose(&s),
+            Some(&c),
+            Reduction::Mean,
+            dh_shifted.view_mut(),
+            &mut sc,
+        );
+        assert!((loss - loss_shifted).abs() <= 1e-11 * loss);
+        let close = |a: &[f64], b: &[f64]| {
+            a.iter()
+                .zip(b)
+                .all(|(a, b)| (a - b).abs() <= 1e-10 * (1.0 + b.abs()))
+        };
+        assert!(
+            close(dh.as_slice().unwrap(), dh_shifted.as_slice().unwrap()),
+            "∂H"
+        );
+        assert!(
+            close(
+                plain.dweight.as_slice().unwrap(),
+                shifted.dweight.as_slice().unwrap()
+            ),
+            "∂W"
+        );
+        assert!(
+            close(
+                plain.dbias.as_slice().unwrap(),
+                shifted.dbias.as_slice().unwrap()
+            ),
+            "∂b"
+        );
     }
 
     /// In `f32`, on PBMC-like magnitudes, the gradients stay within a few 1e-6 (relative to

@@ -16,6 +16,14 @@
 //! - `∂b += Σ_rows δy`;
 //! - no `δx`: the input is data.
 //!
+//! **Shifted input.** Scaling z-scores every entry (a zero becomes `−mean/sd`), so a scaled
+//! matrix is dense. It is kept as sparse as the data by storing each entry's change from the
+//! scaled zero: `x = s + 1·cᵀ`, `s` sparse, `c` one value per input column
+//! ([`SparseDense::forward_shifted`]). The layer is linear, so the shift folds into the bias
+//! and a rank-one term of the weight gradient:
+//! - `y = s·Wᵀ + 1·(b + W·c)ᵀ`;
+//! - `∂Wᵀ[j, :] += Σ_{i ∈ nz(j)} s[i, j] · δy[i, :] + c_j · Σ_i δy[i, :]`;  `∂b` unchanged.
+//!
 //! Storage note: the weight is kept transposed, `(in, out)`, so that both products walk
 //! contiguous rows of length `out`. Checkpoints store it as PyTorch's `(out, in)`
 //! ([`SparseDense::weight_out_in`]). Initialisation draws the `(out, in)` tensor exactly as
@@ -192,12 +200,34 @@ impl<T: Scalar> SparseDense<T> {
 
     /// `y = act(x·Wᵀ + b)` from the nonzeros of `x` (`forward_rows`). Every output is
     /// summed over the genes in ascending order, whatever the thread count.
-    pub fn forward(&self, x: &Csr<T>, mut y: ArrayViewMut2<'_, T>, act: Activation) {
-        assert_eq!(x.n_cols, self.n_in(), "sparse layer: input width");
-        assert_eq!(y.nrows(), x.n_rows, "sparse layer: batch size");
+    pub fn forward(&self, x: &Csr<T>, y: ArrayViewMut2<'_, T>, act: Activation) {
+        self.forward_shifted(x, None, y, act);
+    }
+
+    /// [`SparseDense::forward`] of `x = s + 1·cᵀ` given `s` and `c` (`shift`; it may cover
+    /// only the first columns, the rest unshifted): `y = act(s·Wᵀ + b + W·c)`.
+    pub fn forward_shifted(
+        &self,
+        s: &Csr<T>,
+        shift: Option<&[T]>,
+        mut y: ArrayViewMut2<'_, T>,
+        act: Activation,
+    ) {
+        assert_eq!(s.n_cols, self.n_in(), "sparse layer: input width");
+        assert_eq!(y.nrows(), s.n_rows, "sparse layer: batch size");
         let w = self.weight_t.as_slice().expect("standard layout");
-        forward_rows(x, w, y.view_mut());
-        bias_act_forward(y, self.bias.view(), act);
+        forward_rows(s, w, y.view_mut());
+        match shift {
+            None => bias_act_forward(y, self.bias.view(), act),
+            Some(c) => {
+                // b + W·c, summed over the columns in order.
+                let mut bias = self.bias.clone();
+                for (j, &c_j) in c.iter().enumerate() {
+                    bias.scaled_add(c_j, &self.weight_t.row(j));
+                }
+                bias_act_forward(y, bias.view(), act);
+            }
+        }
     }
 
     /// `∂Wᵀ += (δyᵀ·x)ᵀ` and `∂b += Σ δy`, from the nonzeros of `x` given as its transpose `xt`
@@ -205,6 +235,13 @@ impl<T: Scalar> SparseDense<T> {
     /// into registers [`LANES`] columns at a time, the gene's nonzeros add their rows of `δy`
     /// in batch-row order, and it is stored back. Genes absent from the batch are not touched.
     pub fn backward(&mut self, xt: &Csc<T>, dy: ArrayView2<'_, T>) {
+        self.backward_shifted(xt, None, dy);
+    }
+
+    /// [`SparseDense::backward`] for the input `x = s + 1·cᵀ` of
+    /// [`SparseDense::forward_shifted`], given `sᵀ` and `c`: adds `c_j · Σ_i δy[i, :]` to each
+    /// shifted row `j` of `∂Wᵀ`.
+    pub fn backward_shifted(&mut self, xt: &Csc<T>, shift: Option<&[T]>, dy: ArrayView2<'_, T>) {
         assert_eq!(xt.n_cols(), self.n_in(), "sparse layer: input width");
         let dy_rows = dy.as_standard_layout();
         let dy_flat = dy_rows.as_slice().expect("standard layout");
@@ -218,6 +255,17 @@ impl<T: Scalar> SparseDense<T> {
             add_rows(rows, vals, T::one(), dy_flat, grad_row);
         });
         add_column_sums(dy, self.dbias.view_mut());
+        if let Some(c) = shift {
+            let mut dy_sum = Array1::<T>::zeros(self.n_out());
+            add_column_sums(dy, dy_sum.view_mut());
+            Zip::from(
+                self.dweight_t
+                    .slice_mut(ndarray::s![..c.len(), ..])
+                    .rows_mut(),
+            )
+            .and(ndarray::ArrayView1::from(c))
+            .par_for_each(|mut grad_row, &c_j| grad_row.scaled_add(c_j, &dy_sum));
+        }
     }
 
     /// Sets `∂Wᵀ` and `∂b` to zero.

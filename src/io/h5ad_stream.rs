@@ -44,6 +44,9 @@ pub struct Frames<'a> {
 pub struct AnnData<'a> {
     /// The matrix as trained on (cells × genes).
     pub x: &'a Csr<f32>,
+    /// With `Some(c)`, `X` is `x + 1·cᵀ`, every entry written (scaled data, stored as their
+    /// change from a zero's z-score: `crate::preprocess::Scaling::apply`).
+    pub x_shift: Option<&'a [f32]>,
     pub layers: Vec<(String, &'a Csr<f32>)>,
     pub obs_names: &'a [String],
     pub obs: Vec<(String, Column)>,
@@ -74,7 +77,7 @@ pub fn write_h5ad(path: &Path, a: AnnData<'_>) -> Result<()> {
             obsm: a.obsm,
         },
     )?;
-    w.append_all(a.x, &matrices)?;
+    w.append_all(a.x, a.x_shift, &matrices)?;
     w.finish()
 }
 
@@ -259,14 +262,23 @@ impl StreamedH5ad {
         p.append(indptr).map_err(fail)
     }
 
-    /// Appends every row of `x` to `X` and of `layers[i]` to the `i`-th layer, a block of
-    /// rows at a time.
-    pub fn append_all(&mut self, x: &Csr<f32>, layers: &[&Csr<f32>]) -> Result<()> {
+    /// Appends every row of `x` (plus `1·cᵀ` with `x_shift` `c`) to `X` and of `layers[i]`
+    /// to the `i`-th layer, a block of rows at a time.
+    pub fn append_all(
+        &mut self,
+        x: &Csr<f32>,
+        x_shift: Option<&[f32]>,
+        layers: &[&Csr<f32>],
+    ) -> Result<()> {
         for (m, matrix) in std::iter::once(x).chain(layers.iter().copied()).enumerate() {
             for start in (0..matrix.n_rows).step_by(WRITE_BLOCK_ROWS) {
                 let rows: Vec<usize> =
                     (start..(start + WRITE_BLOCK_ROWS).min(matrix.n_rows)).collect();
-                self.append_to(m, &matrix.select_rows(&rows))?;
+                let block = matrix.select_rows(&rows);
+                match x_shift.filter(|_| m == 0) {
+                    Some(c) => self.append_to(m, &block.plus_row(c))?,
+                    None => self.append_to(m, &block)?,
+                }
             }
         }
         Ok(())

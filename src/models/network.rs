@@ -32,7 +32,7 @@ use crate::engine::rng::{stream, Stream};
 use crate::engine::sparse_dense::SparseDense;
 use crate::engine::{mse, Activation, Scalar};
 use crate::error::{Error, Result};
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::{Array1, ArrayView2, ArrayViewMut2};
 
 /// One encoder head: an optional hidden ReLU branch, then a linear map to the latent size.
 #[derive(Clone, Debug)]
@@ -60,6 +60,12 @@ pub struct Network<T> {
     /// BatchNorm of each hidden position (`--batchnorm`; empty without): the first layer
     /// and each trunk layer, then each decoder layer but the output.
     pub norms: Vec<BatchNorm<T>>,
+    /// The constant row `c` the input stands beside: given `s`, the network reads
+    /// `x = s + 1·cᵀ` ([`Network::set_input_shift`]). Scaled data (`--scale`) are stored as
+    /// their change from a zero's z-score, as sparse as the counts: the first layer folds
+    /// `c` into its bias ([`SparseDense::forward_shifted`]) and the MSE target is `s + c`.
+    /// Not a parameter: it comes from the scaling stored with the model.
+    pub input_shift: Option<Array1<T>>,
     /// Every gradient is known to be zero: [`crate::engine::adam::Adam::step`] zeroes them in
     /// its update pass and says so, and [`Network::zero_grad`] then skips its own pass over
     /// them (7 MB each for the first and the output layer of `paper`). Every pass that adds
@@ -184,6 +190,7 @@ impl<T: Scalar> Network<T> {
             centroids,
             norms,
             grads_zeroed: false,
+            input_shift: None,
             config,
             n_genes,
             first,
@@ -191,6 +198,25 @@ impl<T: Scalar> Network<T> {
             heads,
             decoder,
         })
+    }
+
+    /// Reads every input `s` as `s + 1·cᵀ` from now on ([`Network::input_shift`]).
+    pub fn set_input_shift(&mut self, c: &[f32]) {
+        assert_eq!(c.len(), self.n_genes, "one shift per gene");
+        self.input_shift = Some(c.iter().map(|&v| T::from_f64(v as f64)).collect());
+    }
+
+    /// The shift as a slice.
+    fn shift(&self) -> Option<&[T]> {
+        self.input_shift
+            .as_ref()
+            .map(|c| c.as_slice().expect("contiguous"))
+    }
+
+    /// The shift of the MSE target (none for a count likelihood, whose target is counts).
+    fn target_shift(&self) -> Option<&[T]> {
+        self.shift()
+            .filter(|_| self.config.likelihood == Likelihood::Mse)
     }
 
     /// Number of trainable values.
@@ -242,8 +268,12 @@ impl<T: Scalar> Network<T> {
         } else {
             x
         };
-        self.first
-            .forward(input, top_mut(&mut ws.h[0], b), fused(first_act));
+        self.first.forward_shifted(
+            input,
+            self.shift(),
+            top_mut(&mut ws.h[0], b),
+            fused(first_act),
+        );
         if reg {
             self.post_forward(ws, 0, b, first_act);
         }
@@ -329,9 +359,10 @@ impl<T: Scalar> Network<T> {
         let kl = self.latent_forward(ws, noise, s.vsc_c, b);
         let cluster = self.cluster_loss(ws, b);
         self.decode(ws, b, self.decoder.len());
-        let recon = mse::forward(
+        let recon = mse::forward_shifted(
             top(ws.decoder.last().expect("decoder"), b),
             x,
+            self.target_shift(),
             self.config.reduction,
         );
         self.losses(recon, kl, cluster, s)
@@ -348,9 +379,10 @@ impl<T: Scalar> Network<T> {
         // Reconstruction loss → x̂.
         let last = self.decoder.len() - 1;
         top_mut(&mut ws.ddecoder[last], b).fill(T::zero());
-        mse::backward(
+        mse::backward_shifted(
             top(&ws.decoder[last], b),
             x,
+            self.target_shift(),
             self.config.reduction,
             top_mut(&mut ws.ddecoder[last], b),
         );
@@ -385,17 +417,23 @@ impl<T: Scalar> Network<T> {
             0 => (top(&ws.z, b), top_mut(&mut ws.dz, b)),
             _ => (top(&below[last - 1], b), top_mut(&mut dbelow[last - 1], b)),
         };
+        // The fields, not `target_shift`: the output layer is borrowed mutably beside it.
+        let shift = (self.config.likelihood == Likelihood::Mse)
+            .then_some(self.input_shift.as_ref())
+            .flatten()
+            .map(|c| c.as_slice().expect("contiguous"));
         let recon = if self.config.decoder_covariates() > 0 {
             // The output layer reads [h, batch code]; the Gram form replaces its forward,
             // so the code is appended here.
             covariates::forward(input, &ws.batch, top_mut(&mut ws.decoder_in[last], b));
             let mut dconditioned = top_mut(&mut ws.ddecoder_in[last], b);
             dconditioned.fill(T::zero());
-            let recon = output_mse::forward_backward(
+            let recon = output_mse::forward_backward_shifted(
                 &mut self.decoder[last],
                 top(&ws.decoder_in[last], b),
                 x,
                 &ws.batch_t,
+                shift,
                 self.config.reduction,
                 dconditioned,
                 &mut ws.output,
@@ -403,11 +441,12 @@ impl<T: Scalar> Network<T> {
             covariates::backward(top(&ws.ddecoder_in[last], b), dinput);
             recon
         } else {
-            output_mse::forward_backward(
+            output_mse::forward_backward_shifted(
                 &mut self.decoder[last],
                 input,
                 x,
                 &ws.batch_t,
+                shift,
                 self.config.reduction,
                 dinput,
                 &mut ws.output,
@@ -532,11 +571,17 @@ impl<T: Scalar> Network<T> {
             }
         }
         self.hidden_backward(ws, 0, b, self.config.first_activation);
+        let shift = self
+            .input_shift
+            .as_ref()
+            .map(|c| c.as_slice().expect("contiguous"));
         if enc > 0 {
             ws.x_in_t.rebuild_from(&ws.x_in);
-            self.first.backward(&ws.x_in_t, top(&ws.dh[0], b));
+            self.first
+                .backward_shifted(&ws.x_in_t, shift, top(&ws.dh[0], b));
         } else {
-            self.first.backward(&ws.batch_t, top(&ws.dh[0], b));
+            self.first
+                .backward_shifted(&ws.batch_t, shift, top(&ws.dh[0], b));
         }
     }
 

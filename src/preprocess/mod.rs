@@ -90,7 +90,9 @@ pub struct QcRecord {
 /// The result of preprocessing.
 #[derive(Clone, Debug)]
 pub struct Prepared {
-    /// The matrix to train on (cells × genes), with names.
+    /// The matrix to train on (cells × genes), with names. With [`Prepared::scaling`], the
+    /// z-scores' change from a zero's ([`Scaling::apply`]): add [`Scaling::zero_scores`] to
+    /// each row for the z-scores themselves.
     pub data: Dataset,
     /// One record per input cell, in input order (empty for already-normalized input).
     pub qc: Vec<QcRecord>,

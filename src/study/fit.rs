@@ -49,6 +49,10 @@ pub fn fit_network(
         ));
     }
     let mut net = Network::<f32>::new(cfg.clone(), data.n_genes(), topts.seed)?;
+    if let Some(s) = &prep.scaling {
+        // The matrix holds the scaled values' change from a zero's z-score.
+        net.set_input_shift(&s.zero_scores());
+    }
     let started = Instant::now();
     // DEC's centroids start where k-means puts them on the codes.
     let init = |codes: &ndarray::Array2<f64>| -> Result<ndarray::Array2<f64>> {
@@ -76,7 +80,10 @@ pub fn fit_network(
 }
 
 /// The PCA baseline's codes: the scores of the first `components` principal components
-/// (columns `pc1…`), of the same matrix the networks train on.
+/// (columns `pc1…`), of the same matrix the networks train on. Scaled data are stored as
+/// `s` with the scaled matrix `s + 1·cᵀ` ([`crate::preprocess::Scaling::apply`]); PCA
+/// centres its input, and `s + 1·cᵀ − mean` is `s − mean(s)`, so `s` gives the same
+/// components.
 pub fn pca_codes(prep: &Prepared, components: usize, seed: u64) -> Codes {
     let p = pca(&prep.data.matrix, components, seed);
     Codes {

@@ -234,6 +234,10 @@ pub fn from_bytes(bytes: &[u8]) -> std::result::Result<(Network<f32>, Checkpoint
         tensors.insert(name, (view.shape().to_vec(), values));
     }
     net.load_state_dict(&tensors).map_err(|e| e.to_string())?;
+    if let Some(s) = &meta.scaling {
+        // `embed` scales new cells with `Scaling::apply`, which stores their change from `c`.
+        net.set_input_shift(&s.zero_scores());
+    }
     Ok((net, meta))
 }
 
