@@ -105,6 +105,53 @@ impl<T: Copy + Default> Csr<T> {
         out
     }
 
+    /// Keeps only rows `rows` (ascending), in place: no second copy of the matrix, which at
+    /// atlas size is the difference between one and two copies of every nonzero.
+    pub fn retain_rows(&mut self, rows: &[usize]) {
+        assert!(rows.windows(2).all(|w| w[0] < w[1]), "rows ascending");
+        let mut end = 0;
+        let mut indptr = Vec::with_capacity(rows.len() + 1);
+        indptr.push(0);
+        for &r in rows {
+            // Row r starts at or after `end`, so moving it down never overwrites what is
+            // still to be read.
+            let (start, stop) = (self.indptr[r], self.indptr[r + 1]);
+            self.indices.copy_within(start..stop, end);
+            self.data.copy_within(start..stop, end);
+            end += stop - start;
+            indptr.push(end);
+        }
+        self.indices.truncate(end);
+        self.data.truncate(end);
+        self.indices.shrink_to_fit();
+        self.data.shrink_to_fit();
+        self.indptr = indptr;
+        self.n_rows = rows.len();
+    }
+
+    /// Keeps the columns whose `new_index[c]` is `Some`, renumbered, in place (as
+    /// [`Csr::select_columns`], without a second copy).
+    pub fn retain_columns(&mut self, new_index: &[Option<u32>], n_new: usize) {
+        let mut end = 0;
+        for i in 0..self.n_rows {
+            let (start, stop) = (self.indptr[i], self.indptr[i + 1]);
+            self.indptr[i] = end;
+            for p in start..stop {
+                if let Some(nc) = new_index[self.indices[p] as usize] {
+                    self.indices[end] = nc;
+                    self.data[end] = self.data[p];
+                    end += 1;
+                }
+            }
+        }
+        self.indptr[self.n_rows] = end;
+        self.indices.truncate(end);
+        self.data.truncate(end);
+        self.indices.shrink_to_fit();
+        self.data.shrink_to_fit();
+        self.n_cols = n_new;
+    }
+
     /// Keeps the columns whose `new_index[c]` is `Some`, renumbered to that index. The new
     /// numbering must preserve order for rows to stay sorted; use [`Csr::reorder_columns`] otherwise.
     pub fn select_columns(&self, new_index: &[Option<u32>], n_new: usize) -> Csr<T> {
@@ -403,6 +450,30 @@ mod tests {
         assert_eq!(m.indptr, vec![0, 1, 3]);
         assert_eq!(m.indices, vec![1, 0, 2]);
         assert_eq!(m.data, vec![2.0, 3.0, 5.0]);
+    }
+
+    /// In place, the same matrices as the copying selections (rows and columns, empty rows,
+    /// nothing kept).
+    #[test]
+    fn retaining_in_place_equals_selecting() {
+        let trip: Vec<(u32, u32, f32)> = (0..200u32)
+            .map(|k| ((k * 37) % 41, (k * 11) % 9, k as f32))
+            .collect();
+        let m = Csr::from_triplets(43, 9, trip, |a, b| a + b);
+        for rows in [vec![], vec![0, 5, 6, 40, 42], (0..43).collect::<Vec<_>>()] {
+            let mut r = m.clone();
+            r.retain_rows(&rows);
+            assert_eq!(r, m.select_rows(&rows));
+        }
+        let new_index: Vec<Option<u32>> = [1, 3, 4, 8].iter().fold(vec![None; 9], |mut v, &g| {
+            v[g] = Some(v.iter().flatten().count() as u32);
+            v
+        });
+        let mut c = m.clone();
+        c.retain_columns(&new_index, 4);
+        assert_eq!(c, m.select_columns(&new_index, 4));
+        c.retain_columns(&[None; 4], 0);
+        assert_eq!((c.nnz(), c.n_rows, c.n_cols), (0, 43, 0));
     }
 
     #[test]

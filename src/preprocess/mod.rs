@@ -198,7 +198,9 @@ pub fn prepare(raw: Dataset, opts: &PrepOptions) -> Result<Prepared> {
             }
         ));
         let new_index = column_index(data.n_genes(), &genes);
-        counts_kept = counts_kept.map(|c| c.select_columns(&new_index, genes.len()));
+        if let Some(c) = &mut counts_kept {
+            c.retain_columns(&new_index, genes.len());
+        }
         let selected = data.matrix.select_columns(&new_index, genes.len());
         expression = Some(Expression {
             matrix: std::mem::replace(&mut data.matrix, selected),
@@ -264,8 +266,7 @@ fn quality_control(
         } else {
             (0..data.n_cells()).collect()
         };
-        let created_matrix = data.matrix.select_rows(&created);
-        let per_gene = qc::cells_per_gene(&created_matrix);
+        let per_gene = qc::cells_per_gene_of(&data.matrix, created.iter().copied());
         let keep_genes: Vec<usize> = (0..data.n_genes())
             .filter(|&g| per_gene[g] >= t.min_cells)
             .collect();
@@ -368,15 +369,14 @@ fn select_gene_names(d: &mut Dataset, genes: &[usize]) {
 pub fn select(d: Dataset, cells: Option<&[usize]>, genes: Option<&[usize]>) -> Dataset {
     let mut d = d;
     if let Some(cells) = cells {
-        d.matrix = d.matrix.select_rows(cells);
+        d.matrix.retain_rows(cells);
         d.barcodes = cells.iter().map(|&i| d.barcodes[i].clone()).collect();
         d.batches = d.batches.map(|b| b.select(cells));
     }
     if let Some(genes) = genes {
         if genes.len() != d.n_genes() {
-            d.matrix = d
-                .matrix
-                .select_columns(&column_index(d.n_genes(), genes), genes.len());
+            d.matrix
+                .retain_columns(&column_index(d.n_genes(), genes), genes.len());
             select_gene_names(&mut d, genes);
         }
     }

@@ -79,9 +79,16 @@ impl CellMetrics {
 
 /// Number of cells each gene is detected in.
 pub fn cells_per_gene(m: &Csr<f32>) -> Vec<usize> {
+    cells_per_gene_of(m, 0..m.n_rows)
+}
+
+/// [`cells_per_gene`] counted over the rows `rows` only.
+pub fn cells_per_gene_of(m: &Csr<f32>, rows: impl IntoIterator<Item = usize>) -> Vec<usize> {
     let mut n = vec![0usize; m.n_cols];
-    for &g in &m.indices {
-        n[g as usize] += 1;
+    for i in rows {
+        for &g in m.row(i).0 {
+            n[g as usize] += 1;
+        }
     }
     n
 }
