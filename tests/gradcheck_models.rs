@@ -35,21 +35,9 @@ const H: f64 = 1e-4;
 /// every model here).
 const SEED: u64 = 4;
 
-/// A sparse, LogNormalize-like batch of `cells` cells: about 40 % nonzero, values in (0, 3).
+/// A sparse, LogNormalize-like batch of `cells` cells ([`common::seeded_batch`]).
 fn batch(cells: usize, seed: u64) -> Csr<f64> {
-    let mut rng = stream(seed, Stream::Init);
-    let mut m = Csr::with_cols(GENES);
-    for _ in 0..cells {
-        let (mut c, mut v) = (Vec::new(), Vec::new());
-        for j in 0..GENES {
-            if rng.random::<f64>() < 0.4 {
-                c.push(j as u32);
-                v.push(rng.random_range(0.1..3.0));
-            }
-        }
-        m.push_row(&c, &v);
-    }
-    m
+    common::seeded_batch(cells, GENES, seed)
 }
 
 fn params(net: &mut Network<f64>) -> Vec<(Vec<f64>, Vec<f64>)> {

@@ -21,17 +21,7 @@ const CELLS: usize = 8;
 /// A sparse batch (about 40 % nonzero) and a shift of both signs.
 fn data() -> (Csr<f64>, Vec<f64>) {
     let mut rng = stream(3, Stream::Init);
-    let mut s = Csr::with_cols(GENES);
-    for _ in 0..CELLS {
-        let (mut c, mut v) = (Vec::new(), Vec::new());
-        for j in 0..GENES {
-            if rng.random::<f64>() < 0.4 {
-                c.push(j as u32);
-                v.push(rng.random_range(0.1..3.0));
-            }
-        }
-        s.push_row(&c, &v);
-    }
+    let s = common::sparse_batch(CELLS, GENES, &mut rng);
     let shift = (0..GENES).map(|_| rng.random_range(-1.5..0.5)).collect();
     (s, shift)
 }
