@@ -115,3 +115,49 @@ fn pbmc3k_markers_read_lognormalized_values_of_every_gene() {
     assert_eq!(matrix.indptr, want.indptr);
     assert_eq!(matrix.data, want.data);
 }
+
+/// The counts a run keeps (the HVGs' under `scrna`, every kept gene's under `paper`) are the
+/// input's, cell by cell and gene by gene: recovered exactly from the LogNormalized values
+/// and each cell's total, not copied before normalizing.
+#[test]
+fn pbmc3k_kept_counts_are_the_input_counts() {
+    let raw = pbmc();
+    let row_of: std::collections::HashMap<&str, usize> = raw
+        .barcodes
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b.as_str(), i))
+        .collect();
+    let col_of: std::collections::HashMap<&str, usize> = raw
+        .gene_ids
+        .iter()
+        .enumerate()
+        .map(|(g, id)| (id.as_str(), g))
+        .collect();
+    for opts in [
+        PrepOptions::default(),
+        cellvae::models::Preset::Scrna.prep_options(),
+    ] {
+        let p = prepare(pbmc(), &opts).unwrap();
+        let counts = p.counts.as_ref().expect("integer input keeps its counts");
+        assert_eq!(counts.n_cols, p.data.n_genes());
+        for (i, barcode) in p.data.barcodes.iter().enumerate() {
+            let (cols, vals) = raw.matrix.row(row_of[barcode.as_str()]);
+            let (kept_cols, kept_vals) = counts.row(i);
+            let mut n = 0;
+            for (g, id) in p.data.gene_ids.iter().enumerate() {
+                let want = match cols.binary_search(&(col_of[id.as_str()] as u32)) {
+                    Ok(k) => vals[k],
+                    Err(_) => 0.0,
+                };
+                let got = match kept_cols.binary_search(&(g as u32)) {
+                    Ok(k) => kept_vals[k],
+                    Err(_) => 0.0,
+                };
+                assert_eq!(got, want, "cell {barcode}, gene {id}");
+                n += (want != 0.0) as usize;
+            }
+            assert_eq!(n, kept_cols.len(), "cell {barcode}: no extra entries");
+        }
+    }
+}

@@ -167,7 +167,19 @@ pub fn prepare(raw: Dataset, opts: &PrepOptions) -> Result<Prepared> {
         Normalize::LogNorm => true,
         Normalize::None => false,
     };
-    let counts_before = counts.then(|| data.matrix.clone());
+    // The counts are needed after normalizing in place (the `.h5ad`'s counts layer, the NB
+    // likelihood), but only of the genes kept: keep each cell's total and recover those
+    // genes' counts afterwards, exactly (`normalize::recover_counts`), instead of copying
+    // every gene's counts; copy only a matrix with counts beyond that recovery's bound.
+    let recoverable = counts
+        && lognorm
+        && data
+            .matrix
+            .data
+            .iter()
+            .all(|&v| v <= normalize::MAX_RECOVERABLE_COUNT);
+    let totals = recoverable.then(|| normalize::row_totals(&data.matrix));
+    let counts_before = (counts && !recoverable).then(|| data.matrix.clone());
     if lognorm {
         normalize::log_normalize(&mut data.matrix);
         notes.push("normalized: LogNormalize, ln(1 + 1e4 · count / cell total)".into());
@@ -207,6 +219,9 @@ pub fn prepare(raw: Dataset, opts: &PrepOptions) -> Result<Prepared> {
             gene_names: data.gene_names.clone(),
         });
         select_gene_names(&mut data, &genes);
+    }
+    if let Some(t) = &totals {
+        counts_kept = Some(normalize::recover_counts(&data.matrix, t));
     }
     let scaling = opts.scale.then(|| {
         let s = Scaling::fit(&data.matrix);
