@@ -12,8 +12,8 @@
 //! | [`spike_slab`] | `log_spike_forward`, `SpikeSlab::forward` and their backwards | `γ = e^{min(s_pre, 0)}`, `s = σ(c(η + γ − 1))`, `z = s ⊙ g` with `g` from [`reparam`] | `δg = δz ⊙ s` into [`reparam`], `δγ += δz ⊙ g ⊙ c·s(1 − s)`, `δs_pre += δγ ⊙ γ ⊙ 1[s_pre < 0]` |
 //! | [`batchnorm`] | `BatchNorm::forward`, `::backward` | `x̂ = (x − μ_B)/√(σ²_B + ε)`, `y = γx̂ + β` (running statistics at evaluation) | `δβ += Σδy`, `δγ += Σδy·x̂`, `δx = γ/(N√(σ²_B+ε))·(Nδy − Σδy − x̂Σ(δy·x̂))` |
 //! | [`dropout`] | `draw`, `apply` | `y = x ⊙ m`, `m = 1[u ≥ p]/(1 − p)` (training only) | `δx = δy ⊙ m` |
-//! | [`mse`] | `forward`, `backward` | `L = r·Σ (x̂ − x)²`, `r` from [`Reduction`] | `δx̂ += 2r(x̂ − x)` |
-//! | [`output_mse`] | `forward_backward` | the last dense layer and [`mse`] in one step, `x̂` never formed (what training runs) | `Rᵀ·H = W·(HᵀH) + b·(1ᵀH) − Xᵀ·H`, `R·W = H·(WᵀW) + 1·(Wᵀb)ᵀ − X·W`, `R = x̂ − x` |
+//! | [`mse`] | `forward`, `backward` (`_shifted`: `x = s + 1·cᵀ`) | `L = r·Σ (x̂ − x)²`, `r` from [`Reduction`] | `δx̂ += 2r(x̂ − x)` |
+//! | [`output_mse`] | `forward_backward` (`_shifted`: `b − c` for `b`) | the last dense layer and [`mse`] in one step, `x̂` never formed (what training runs) | `Rᵀ·H = W·(HᵀH) + b·(1ᵀH) − Xᵀ·H`, `R·W = H·(WᵀW) + 1·(Wᵀb)ᵀ − X·W`, `R = x̂ − x` |
 //! | [`nb`] | `forward`, `forward_backward` | `ℓ = lgamma(x+θ) − lgamma(θ) − lgamma(x+1) − θ·sp + x(d − sp)`, `d = log μ − r`, `sp = softplus(d)`, `μ = L·softmax(h)`, `θ = e^r` | `δh −= a − ρΣa`, `a = (x − μ)σ(−d)`; `δr −= θ(ψ(x+θ) − ψ(θ)) − θ·sp + (μ − x)σ(−d)` |
 //! | [`dec`] | `forward_backward` | `q_ij ∝ (1 + ‖z_i − μ_j‖²)⁻¹`, `L = Σ p log(p/q)` | `δz_i += 2Σ_j (1+d_ij)⁻¹(p−q)(z_i − μ_j)`, `δμ_j −= 2Σ_i (…)` |
 //! | [`gaussian_kl`] | `forward`, `backward` | `K = −½ r Σ (1 + ℓ − μ² − e^ℓ)` | `δμ += βr·μ`, `δℓ += βr·½(e^ℓ − 1)` |

@@ -28,10 +28,10 @@ pub fn row_totals(m: &Csr<f32>) -> Vec<f64> {
 pub fn recover_counts(lognorm: &Csr<f32>, totals: &[f64]) -> Csr<f32> {
     assert_eq!(totals.len(), lognorm.n_rows, "one total per row");
     let mut counts = lognorm.clone();
-    for i in 0..counts.n_rows {
+    for (i, &total) in totals.iter().enumerate() {
         let (a, b) = (counts.indptr[i], counts.indptr[i + 1]);
         for v in &mut counts.data[a..b] {
-            *v = (totals[i] * (*v as f64).exp_m1() / SCALE_FACTOR).round() as f32;
+            *v = (total * (*v as f64).exp_m1() / SCALE_FACTOR).round() as f32;
         }
     }
     counts
