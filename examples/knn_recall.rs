@@ -64,6 +64,10 @@ fn main() {
     let x = t.values;
     let n = x.nrows();
     let k = a.k.min(n.saturating_sub(1));
+    if k == 0 {
+        eprintln!("knn_recall: {}: fewer than two points", a.codes.display());
+        std::process::exit(1);
+    }
     let started = Instant::now();
     let approx = nn_descent(&x, k, a.seed);
     let approx_s = started.elapsed().as_secs_f64();
