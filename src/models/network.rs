@@ -34,6 +34,15 @@ use crate::engine::{mse, Activation, Scalar};
 use crate::error::{Error, Result};
 use ndarray::{Array1, ArrayView2, ArrayViewMut2};
 
+/// [`Network::target_shift`] from the fields it reads, for where another field is borrowed
+/// mutably beside them.
+fn mse_target_shift<'a, T>(config: &ModelConfig, shift: &'a Option<Array1<T>>) -> Option<&'a [T]> {
+    shift
+        .as_ref()
+        .filter(|_| config.likelihood == Likelihood::Mse)
+        .map(|c| c.as_slice().expect("contiguous"))
+}
+
 /// One encoder head: an optional hidden ReLU branch, then a linear map to the latent size.
 #[derive(Clone, Debug)]
 pub struct Head<T> {
@@ -215,8 +224,7 @@ impl<T: Scalar> Network<T> {
 
     /// The shift of the MSE target (none for a count likelihood, whose target is counts).
     fn target_shift(&self) -> Option<&[T]> {
-        self.shift()
-            .filter(|_| self.config.likelihood == Likelihood::Mse)
+        mse_target_shift(&self.config, &self.input_shift)
     }
 
     /// Number of trainable values.
@@ -418,10 +426,7 @@ impl<T: Scalar> Network<T> {
             _ => (top(&below[last - 1], b), top_mut(&mut dbelow[last - 1], b)),
         };
         // The fields, not `target_shift`: the output layer is borrowed mutably beside it.
-        let shift = (self.config.likelihood == Likelihood::Mse)
-            .then_some(self.input_shift.as_ref())
-            .flatten()
-            .map(|c| c.as_slice().expect("contiguous"));
+        let shift = mse_target_shift(&self.config, &self.input_shift);
         let recon = if self.config.decoder_covariates() > 0 {
             // The output layer reads [h, batch code]; the Gram form replaces its forward,
             // so the code is appended here.
