@@ -237,6 +237,38 @@ impl<T: Copy + Default> Csr<T> {
     }
 }
 
+/// Row-by-row reading of a cells × genes matrix, whatever its storage: a [`Csr`] of values,
+/// or counts from which the values are derived as they are read
+/// (`crate::preprocess::kept_counts`).
+pub trait Rows: Sync {
+    fn n_rows(&self) -> usize;
+    fn n_cols(&self) -> usize;
+    /// Calls `f(column, value)` for each stored entry of row `i` whose column lies in
+    /// `lo..hi`, columns ascending.
+    fn for_each_in(&self, i: usize, lo: u32, hi: u32, f: impl FnMut(u32, f32));
+}
+
+impl Rows for Csr<f32> {
+    fn n_rows(&self) -> usize {
+        self.n_rows
+    }
+
+    fn n_cols(&self) -> usize {
+        self.n_cols
+    }
+
+    fn for_each_in(&self, i: usize, lo: u32, hi: u32, mut f: impl FnMut(u32, f32)) {
+        let (cols, vals) = self.row(i);
+        let start = cols.partition_point(|&c| c < lo);
+        for (&c, &v) in cols[start..].iter().zip(&vals[start..]) {
+            if c >= hi {
+                break;
+            }
+            f(c, v);
+        }
+    }
+}
+
 /// Per-column moments of the rows seen so far: `Σ f(x)` and `Σ f(x)²` over the stored
 /// entries of each column, in f64, with `f(0) = 0` (absent entries add nothing). The one pass
 /// behind per-gene scaling, both HVG flavours and PCA's centring; rows can be added block by

@@ -108,8 +108,14 @@ fn pbmc3k_markers_read_lognormalized_values_of_every_gene() {
         "a zero is below every gene's mean"
     );
     assert!(scrna.data.matrix.nnz() < 2638 * 2000 / 2);
+    // Held as counts (16-bit genes and counts) and read back as the same values, bit for bit.
+    assert!(matches!(
+        scrna.expression.as_ref().expect("all genes kept").matrix,
+        cellvae::preprocess::ExpressionMatrix::Counts(_)
+    ));
     let (matrix, names) = scrna.marker_input();
     let (want, want_names) = paper.marker_input();
+    let (matrix, want) = (matrix.to_values(), want.to_values());
     assert_eq!((matrix.n_rows, matrix.n_cols), (2638, 13714));
     assert_eq!(names, want_names);
     assert_eq!(matrix.indptr, want.indptr);
@@ -139,7 +145,7 @@ fn pbmc3k_kept_counts_are_the_input_counts() {
         cellvae::models::Preset::Scrna.prep_options(),
     ] {
         let p = prepare(pbmc(), &opts).unwrap();
-        let counts = p.counts.as_ref().expect("integer input keeps its counts");
+        let counts = p.counts().expect("integer input keeps its counts");
         assert_eq!(counts.n_cols, p.data.n_genes());
         for (i, barcode) in p.data.barcodes.iter().enumerate() {
             let (cols, vals) = raw.matrix.row(row_of[barcode.as_str()]);

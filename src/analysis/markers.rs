@@ -17,7 +17,7 @@
 //! known from its length, so a gene costs `O(nnz log nnz)`. Genes run in parallel; every
 //! number is computed by one task in a fixed order, so the result does not depend on threads.
 
-use crate::csr::{Csc, Csr};
+use crate::csr::{Csc, Rows};
 use rayon::prelude::*;
 
 /// One gene of one group.
@@ -33,10 +33,10 @@ pub struct GeneTest {
 
 /// Every gene tested for each group `0..n_groups`, highest score first (ties by gene). Cells
 /// whose group is `None` are left out of every test.
-pub fn rank_genes(x: &Csr<f32>, groups: &[Option<usize>], n_groups: usize) -> Vec<Vec<GeneTest>> {
-    assert_eq!(groups.len(), x.n_rows, "one group per cell");
+pub fn rank_genes(x: &impl Rows, groups: &[Option<usize>], n_groups: usize) -> Vec<Vec<GeneTest>> {
+    assert_eq!(groups.len(), x.n_rows(), "one group per cell");
     // Keep only the grouped cells.
-    let kept: Vec<usize> = (0..x.n_rows).filter(|&i| groups[i].is_some()).collect();
+    let kept: Vec<usize> = (0..x.n_rows()).filter(|&i| groups[i].is_some()).collect();
     let group: Vec<usize> = kept.iter().map(|&i| groups[i].expect("kept")).collect();
     let mut sizes = vec![0usize; n_groups];
     group.iter().for_each(|&g| sizes[g] += 1);
@@ -44,9 +44,9 @@ pub fn rank_genes(x: &Csr<f32>, groups: &[Option<usize>], n_groups: usize) -> Ve
     // Per gene: per group (z, log fold change, p). A band of genes at a time is transposed
     // (its nonzeros by gene, cells ascending), so that a million cells' matrix is never held
     // twice.
-    let mut per_gene: Vec<Vec<(f64, f64, f64)>> = Vec::with_capacity(x.n_cols);
-    for band in (0..x.n_cols).step_by(GENE_BAND) {
-        let genes = band..(band + GENE_BAND).min(x.n_cols);
+    let mut per_gene: Vec<Vec<(f64, f64, f64)>> = Vec::with_capacity(x.n_cols());
+    for band in (0..x.n_cols()).step_by(GENE_BAND) {
+        let genes = band..(band + GENE_BAND).min(x.n_cols());
         let xt = transpose_band(x, &kept, genes.clone());
         per_gene.par_extend(genes.into_par_iter().map(|j| {
             let (a, b) = (xt.colptr[j - band], xt.colptr[j - band + 1]);
@@ -79,15 +79,12 @@ const GENE_BAND: usize = 1024;
 
 /// The nonzeros of columns `genes` of the rows `kept` of `x`, by column (`colptr` relative to
 /// `genes.start`), with rows numbered by their position in `kept`, ascending.
-fn transpose_band(x: &Csr<f32>, kept: &[usize], genes: std::ops::Range<usize>) -> Csc<f32> {
+fn transpose_band(x: &impl Rows, kept: &[usize], genes: std::ops::Range<usize>) -> Csc<f32> {
+    let (lo, hi) = (genes.start as u32, genes.end as u32);
     let mut xt = Csc::default();
     let mut count = vec![0usize; genes.len() + 1];
     for &i in kept {
-        for &g in x.row(i).0 {
-            if genes.contains(&(g as usize)) {
-                count[g as usize - genes.start + 1] += 1;
-            }
-        }
+        x.for_each_in(i, lo, hi, |g, _| count[(g - lo) as usize + 1] += 1);
     }
     for j in 0..genes.len() {
         count[j + 1] += count[j];
@@ -97,15 +94,12 @@ fn transpose_band(x: &Csr<f32>, kept: &[usize], genes: std::ops::Range<usize>) -
     xt.data = vec![0.0; count[genes.len()]];
     let mut next = count.clone();
     for (p, &i) in kept.iter().enumerate() {
-        let (cols, vals) = x.row(i);
-        for (&g, &v) in cols.iter().zip(vals) {
-            if genes.contains(&(g as usize)) {
-                let slot = &mut next[g as usize - genes.start];
-                xt.rows[*slot] = p as u32;
-                xt.data[*slot] = v;
-                *slot += 1;
-            }
-        }
+        x.for_each_in(i, lo, hi, |g, v| {
+            let slot = &mut next[(g - lo) as usize];
+            xt.rows[*slot] = p as u32;
+            xt.data[*slot] = v;
+            *slot += 1;
+        });
     }
     xt.colptr = count;
     xt
@@ -187,25 +181,22 @@ fn test_gene(
 /// For each of `genes` (rows) and each group (columns): the mean value over the group's cells
 /// and the share of them in which the gene is nonzero. Cells whose group is `None` are left out.
 pub fn expression_summary(
-    x: &Csr<f32>,
+    x: &impl Rows,
     groups: &[Option<usize>],
     n_groups: usize,
     genes: &[usize],
 ) -> (ndarray::Array2<f64>, ndarray::Array2<f64>) {
-    let slot: std::collections::HashMap<usize, usize> =
-        genes.iter().enumerate().map(|(r, &g)| (g, r)).collect();
     let mut sum = ndarray::Array2::<f64>::zeros((genes.len(), n_groups));
     let mut nonzero = ndarray::Array2::<f64>::zeros((genes.len(), n_groups));
     let mut size = vec![0usize; n_groups];
     for (i, g) in groups.iter().enumerate() {
         let Some(g) = *g else { continue };
         size[g] += 1;
-        let (cols, vals) = x.row(i);
-        for (&j, &v) in cols.iter().zip(vals) {
-            if let Some(&r) = slot.get(&(j as usize)) {
+        for (r, &j) in genes.iter().enumerate() {
+            x.for_each_in(i, j as u32, j as u32 + 1, |_, v| {
                 sum[[r, g]] += v as f64;
                 nonzero[[r, g]] += (v != 0.0) as u8 as f64;
-            }
+            });
         }
     }
     for (g, &count) in size.iter().enumerate() {
@@ -273,6 +264,7 @@ pub fn erfc(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::csr::Csr;
     use ndarray::array;
 
     /// Values from scipy 1.17.1: `scipy.special.erfc(x)`.

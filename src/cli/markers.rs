@@ -83,7 +83,7 @@ pub fn markers(a: &MarkersArgs, quiet: bool) -> Result<()> {
     }
     // On the normalized values of every kept gene, whatever --hvg and --scale say.
     let (matrix, gene_names) = prep.marker_input();
-    let tests = rank_genes(matrix, &groups, names.len());
+    let tests = rank_genes(&matrix, &groups, names.len());
     write_table(&a.out, &names, &tests, gene_names, a.n_genes)
 }
 

@@ -13,14 +13,13 @@ use super::commands::{tsne_columns, umap_columns, write_clusters, write_fitted};
 use super::markers::write_table;
 use super::pipeline::RunArgs;
 use crate::analysis::markers::{expression_summary, GeneTest};
-use crate::csr::Csr;
 use crate::error::Result;
 use crate::io::align::CellTypes;
 use crate::io::atomic::ensure_dir;
 use crate::io::h5ad_stream::{write_h5ad, AnnData};
 use crate::io::h5ad_write::Column;
 use crate::io::table;
-use crate::preprocess::Prepared;
+use crate::preprocess::{MarkerInput, Prepared};
 use crate::report::confusion::confusion_figure;
 use crate::report::dotplot::dot_plot;
 use crate::report::plots::{self, Clusters};
@@ -185,7 +184,7 @@ const MARKERS_DRAWN: usize = 3;
 fn write_markers(
     dir: &Path,
     name: &str,
-    (matrix, gene_names): (&Csr<f32>, &[String]),
+    (matrix, gene_names): (MarkerInput<'_>, &[String]),
     labels: &[usize],
     tests: &[Vec<GeneTest>],
 ) -> Result<()> {
@@ -207,7 +206,7 @@ fn write_markers(
             }
         }
     }
-    let (mean, detected) = expression_summary(matrix, &groups, k, &genes);
+    let (mean, detected) = expression_summary(&matrix, &groups, k, &genes);
     let gene_names: Vec<String> = genes.iter().map(|&g| gene_names[g].clone()).collect();
     dot_plot(
         &dir.join("markers_dotplot.png"),
@@ -326,12 +325,12 @@ pub(super) fn write_anndata(
         obsm.push((format!("X_{}_umap", m.name), &m.umap));
     }
     let zero_scores = prep.scaling.as_ref().map(|s| s.zero_scores());
+    let counts = prep.counts();
     let anndata = AnnData {
         x: &d.matrix,
         x_shift: zero_scores.as_deref(),
-        layers: prep
-            .counts
-            .as_ref()
+        layers: counts
+            .as_deref()
             .map(|c| vec![("counts".to_string(), c)])
             .unwrap_or_default(),
         obs_names: &d.barcodes,

@@ -2,15 +2,20 @@
 //! LogNormalize, and optionally the highly variable genes and per-gene scaling. See
 //! `docs/math.md#1-preprocessing` and `docs/math.md#9-gene-selection-and-scaling`.
 
+pub mod expression;
 pub mod hvg;
 pub mod hvg_seurat;
+pub mod kept_counts;
 pub mod normalize;
 pub mod qc;
 pub mod scale;
 
+use crate::csr::Csr;
 use crate::error::{Error, Result};
 use crate::io::batches::CellBatches;
 use crate::io::Dataset;
+pub use expression::{Expression, ExpressionMatrix, MarkerInput};
+use kept_counts::KeptCounts;
 pub use qc::{CellMetrics, QcThresholds};
 pub use scale::Scaling;
 
@@ -100,34 +105,49 @@ pub struct Prepared {
     pub genes_in: usize,
     /// What was done, one line each, for the user.
     pub notes: Vec<String>,
-    /// The raw counts of the kept cells and genes, when the input was counts (for
-    /// `layers['counts']` of the run's `.h5ad`, and the count likelihood).
-    pub counts: Option<crate::csr::Csr<f32>>,
+    /// The raw counts of the kept cells and genes, when the input was counts and
+    /// [`Prepared::expression`] does not hold them ([`Prepared::counts`] reads either).
+    counts: Option<crate::csr::Csr<f32>>,
     /// The scaling applied to `data` (`--scale`), to be stored with each model.
     pub scaling: Option<Scaling>,
-    /// The normalized values of every kept gene, before gene selection and scaling, when
-    /// `data` is something else (HVGs only, or z-scores): marker genes are ranked on these,
-    /// as scanpy ranks `.raw`. A z-score "expresses" in every cell and its differences are not
-    /// log fold changes.
+    /// The normalized values of every kept gene, when `data` is something else (HVGs only,
+    /// or z-scores): marker genes are ranked on these ([`expression`]).
     pub expression: Option<Expression>,
-}
-
-/// Normalized values of every kept gene, for marker genes ([`Prepared::expression`]).
-#[derive(Clone, Debug)]
-pub struct Expression {
-    /// `(cells, genes)`, the same cells as the training matrix.
-    pub matrix: crate::csr::Csr<f32>,
-    pub gene_names: Vec<String>,
 }
 
 impl Prepared {
     /// The matrix marker genes are ranked on, and its gene names: the normalized values of
     /// every kept gene ([`Prepared::expression`]), or the training matrix when that is them.
-    pub fn marker_input(&self) -> (&crate::csr::Csr<f32>, &[String]) {
+    pub fn marker_input(&self) -> (MarkerInput<'_>, &[String]) {
         match &self.expression {
-            Some(e) => (&e.matrix, &e.gene_names),
-            None => (&self.data.matrix, &self.data.gene_names),
+            Some(e) => (e.input(), &e.gene_names),
+            None => (
+                MarkerInput::Values(&self.data.matrix),
+                &self.data.gene_names,
+            ),
         }
+    }
+
+    /// The raw counts of `data`'s cells and genes (for `layers['counts']` of the run's
+    /// `.h5ad`, and the count likelihood), when the input was counts: held whole, or derived
+    /// from [`Prepared::expression`]'s counts of every gene.
+    pub fn counts(&self) -> Option<std::borrow::Cow<'_, crate::csr::Csr<f32>>> {
+        if let Some(c) = &self.counts {
+            return Some(std::borrow::Cow::Borrowed(c));
+        }
+        self.expression
+            .as_ref()
+            .and_then(|e| e.selected_counts())
+            .map(std::borrow::Cow::Owned)
+    }
+
+    /// Whether [`Prepared::counts`] has counts to give.
+    pub fn has_counts(&self) -> bool {
+        self.counts.is_some()
+            || self
+                .expression
+                .as_ref()
+                .is_some_and(|e| matches!(e.matrix, ExpressionMatrix::Counts(_)))
     }
 }
 
@@ -178,7 +198,7 @@ pub fn prepare(raw: Dataset, opts: &PrepOptions) -> Result<Prepared> {
             .data
             .iter()
             .all(|&v| v <= normalize::MAX_RECOVERABLE_COUNT);
-    let totals = recoverable.then(|| normalize::row_totals(&data.matrix));
+    let mut totals = recoverable.then(|| normalize::row_totals(&data.matrix));
     let counts_before = (counts && !recoverable).then(|| data.matrix.clone());
     if lognorm {
         normalize::log_normalize(&mut data.matrix);
@@ -196,7 +216,7 @@ pub fn prepare(raw: Dataset, opts: &PrepOptions) -> Result<Prepared> {
     }
     let mut counts_kept = counts_before;
     // The log-normalized matrix of every kept gene (the marker genes rank it): moved out, not
-    // copied, when X becomes the HVGs or their z-scores.
+    // copied, when X becomes the HVGs or their z-scores; as counts where they fit 16 bits.
     let mut expression = None;
     if let Some(genes) = hvg_genes {
         notes.push(format!(
@@ -210,13 +230,29 @@ pub fn prepare(raw: Dataset, opts: &PrepOptions) -> Result<Prepared> {
             }
         ));
         let new_index = column_index(data.n_genes(), &genes);
-        if let Some(c) = &mut counts_kept {
-            c.retain_columns(&new_index, genes.len());
-        }
-        let selected = data.matrix.select_columns(&new_index, genes.len());
+        let all_genes = std::mem::replace(&mut data.matrix, Csr::with_cols(0));
+        let kept = match totals.take() {
+            Some(t) => KeptCounts::from_lognorm(all_genes, t),
+            None => Err((all_genes, None)),
+        };
+        let matrix = match kept {
+            Ok(kept) => {
+                data.matrix = kept.lognorm_columns(&new_index, genes.len());
+                ExpressionMatrix::Counts(kept)
+            }
+            Err((all_genes, t)) => {
+                totals = t;
+                if let Some(c) = &mut counts_kept {
+                    c.retain_columns(&new_index, genes.len());
+                }
+                data.matrix = all_genes.select_columns(&new_index, genes.len());
+                ExpressionMatrix::Values(all_genes)
+            }
+        };
         expression = Some(Expression {
-            matrix: std::mem::replace(&mut data.matrix, selected),
+            matrix,
             gene_names: data.gene_names.clone(),
+            selected: genes.clone(),
         });
         select_gene_names(&mut data, &genes);
     }
@@ -225,14 +261,14 @@ pub fn prepare(raw: Dataset, opts: &PrepOptions) -> Result<Prepared> {
     }
     let scaling = opts.scale.then(|| {
         let s = Scaling::fit(&data.matrix);
-        let scaled = s.apply(&data.matrix);
-        let unscaled = std::mem::replace(&mut data.matrix, scaled);
         if expression.is_none() {
             expression = Some(Expression {
-                matrix: unscaled,
+                matrix: ExpressionMatrix::Values(data.matrix.clone()),
                 gene_names: data.gene_names.clone(),
+                selected: (0..data.n_genes()).collect(),
             });
         }
+        s.apply_in_place(&mut data.matrix);
         notes.push(format!(
             "scaled: every gene to mean 0 and sd 1, clipped at ±{}",
             s.clip

@@ -59,13 +59,19 @@ impl Scaling {
     /// `x` scaled, as its change `s` from [`Scaling::zero_scores`] `c`: the scaled matrix is
     /// `s + 1·cᵀ`, and `s` holds `scale(v) − c_g` at the nonzeros of `x`, nothing elsewhere.
     pub fn apply(&self, x: &Csr<f32>) -> Csr<f32> {
+        let mut out = x.clone();
+        self.apply_in_place(&mut out);
+        out
+    }
+
+    /// [`Scaling::apply`] in place: the stored entries keep their places (a zero's change
+    /// is zero), so no second matrix is needed.
+    pub fn apply_in_place(&self, x: &mut Csr<f32>) {
         assert_eq!(x.n_cols, self.mean.len(), "scaling fitted on other genes");
         let zero = self.zero_scores();
-        let mut out = x.clone();
-        for (v, &g) in out.data.iter_mut().zip(&out.indices) {
+        for (v, &g) in x.data.iter_mut().zip(&x.indices) {
             *v = self.scale(g as usize, *v) - zero[g as usize];
         }
-        out
     }
 
     #[inline]

@@ -37,7 +37,7 @@ pub fn fit_network(
     progress: &mut Progress,
 ) -> Result<Fitted> {
     let data = &prep.data;
-    if cfg.likelihood == Likelihood::Nb && prep.counts.is_none() {
+    if cfg.likelihood == Likelihood::Nb && !prep.has_counts() {
         return Err(Error::invalid(
             "--likelihood nb needs integer counts, but the input holds non-integer values \
              (already normalized?); give the raw counts or use --likelihood mse",
@@ -63,8 +63,13 @@ pub fn fit_network(
         Ok(kmeans(codes, &opts)?.centroids)
     };
     let batches = data.batches.as_ref().map(|b| b.ids.as_slice());
+    // NB reads the selected genes' counts (derived from every gene's, when kept compact).
+    let counts = match cfg.likelihood {
+        Likelihood::Nb => prep.counts(),
+        _ => None,
+    };
     let inputs = TrainInputs {
-        counts: prep.counts.as_ref(),
+        counts: counts.as_deref(),
         init_centroids: Some(&init),
         batches,
     };

@@ -312,7 +312,7 @@ pub fn run_model(
     let markers = evaluation.clusters.as_ref().map(|c| {
         let km = c.primary();
         let groups: Vec<Option<usize>> = km.labels.iter().map(|&l| Some(l)).collect();
-        rank_genes(prep.marker_input().0, &groups, km.centroids.nrows())
+        rank_genes(&prep.marker_input().0, &groups, km.centroids.nrows())
     });
     Ok(ModelRun {
         model,
