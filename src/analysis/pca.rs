@@ -75,20 +75,33 @@ fn centred_t_times(x: &Csr<f32>, mean: &Array1<f64>, y: &Array2<f64>) -> Array2<
 }
 
 /// Orthonormalizes the columns of `a` in place (modified Gram–Schmidt, twice for stability).
+///
+/// The columns are copied out as the rows of `aᵀ`, so each projection streams two contiguous
+/// slices instead of striding across every row of `a` (at a million rows that was minutes
+/// of cache misses); the arithmetic and its order are unchanged, sums running from the first
+/// row to the last.
 fn orthonormalize(a: &mut Array2<f64>) {
+    let (n, r) = a.dim();
+    let mut t = a.t().as_standard_layout().into_owned();
+    let cols = t.as_slice_mut().expect("standard layout");
+    let dot = |x: &[f64], y: &[f64]| x.iter().zip(y).fold(0.0, |s, (&p, &q)| s + p * q);
     for _ in 0..2 {
-        for j in 0..a.ncols() {
-            for p in 0..j {
-                let proj = a.column(p).dot(&a.column(j));
-                let col_p = a.column(p).to_owned();
-                a.column_mut(j).scaled_add(-proj, &col_p);
+        for j in 0..r {
+            let (done, rest) = cols.split_at_mut(j * n);
+            let col_j = &mut rest[..n];
+            for col_p in done.chunks_exact(n) {
+                let proj = dot(col_p, col_j);
+                for (y, &x) in col_j.iter_mut().zip(col_p) {
+                    *y = *y + (-proj * x);
+                }
             }
-            let norm = a.column(j).dot(&a.column(j)).sqrt();
+            let norm = dot(col_j, col_j).sqrt();
             if norm > 0.0 {
-                a.column_mut(j).mapv_inplace(|v| v / norm);
+                col_j.iter_mut().for_each(|v| *v = *v / norm);
             }
         }
     }
+    a.assign(&t.t());
 }
 
 /// Eigen-decomposition of a small symmetric matrix by cyclic Jacobi rotations: eigenvalues
