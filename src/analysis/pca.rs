@@ -92,12 +92,12 @@ fn orthonormalize(a: &mut Array2<f64>) {
             for col_p in done.chunks_exact(n) {
                 let proj = dot(col_p, col_j);
                 for (y, &x) in col_j.iter_mut().zip(col_p) {
-                    *y = *y + (-proj * x);
+                    *y += -proj * x;
                 }
             }
             let norm = dot(col_j, col_j).sqrt();
             if norm > 0.0 {
-                col_j.iter_mut().for_each(|v| *v = *v / norm);
+                col_j.iter_mut().for_each(|v| *v /= norm);
             }
         }
     }
