@@ -18,6 +18,7 @@
 //! number is computed by one task in a fixed order, so the result does not depend on threads.
 
 use crate::csr::{Csc, Rows};
+use crate::train::progress::Stage;
 use rayon::prelude::*;
 
 /// One gene of one group.
@@ -34,6 +35,16 @@ pub struct GeneTest {
 /// Every gene tested for each group `0..n_groups`, highest score first (ties by gene). Cells
 /// whose group is `None` are left out of every test.
 pub fn rank_genes(x: &impl Rows, groups: &[Option<usize>], n_groups: usize) -> Vec<Vec<GeneTest>> {
+    rank_genes_with(x, groups, n_groups, &mut Stage::silent())
+}
+
+/// [`rank_genes`], showing its bands of genes on `stage`.
+pub fn rank_genes_with(
+    x: &impl Rows,
+    groups: &[Option<usize>],
+    n_groups: usize,
+    stage: &mut Stage,
+) -> Vec<Vec<GeneTest>> {
     assert_eq!(groups.len(), x.n_rows(), "one group per cell");
     // Keep only the grouped cells.
     let kept: Vec<usize> = (0..x.n_rows()).filter(|&i| groups[i].is_some()).collect();
@@ -45,7 +56,9 @@ pub fn rank_genes(x: &impl Rows, groups: &[Option<usize>], n_groups: usize) -> V
     // (its nonzeros by gene, cells ascending), so that a million cells' matrix is never held
     // twice.
     let mut per_gene: Vec<Vec<(f64, f64, f64)>> = Vec::with_capacity(x.n_cols());
+    stage.begin(x.n_cols().div_ceil(GENE_BAND));
     for band in (0..x.n_cols()).step_by(GENE_BAND) {
+        stage.step(band / GENE_BAND);
         let genes = band..(band + GENE_BAND).min(x.n_cols());
         let xt = transpose_band(x, &kept, genes.clone());
         per_gene.par_extend(genes.into_par_iter().map(|j| {

@@ -35,10 +35,11 @@ use crate::analysis::leiden::{leiden_k, AdjGraph, Iterations, LeidenK, NEIGHBOUR
 use crate::analysis::metrics::{scores, Scores};
 use crate::analysis::neighbors::Neighbors;
 use crate::analysis::tsne::{tsne_on, Embedding, Method, TsneOptions};
-use crate::analysis::umap::{fuzzy_graph, umap_on, UmapOptions};
+use crate::analysis::umap::{fuzzy_graph, umap_on_with, UmapOptions};
 use crate::error::Result;
 use crate::io::align::CellTypes;
 use crate::io::batches::CellBatches;
+use crate::train::progress::Stage;
 use ndarray::Array2;
 use std::time::Instant;
 
@@ -96,6 +97,8 @@ pub struct EvalOptions {
     pub n_init: Option<usize>,
     /// Seed of the t-SNE, UMAP, k-means, Leiden and silhouette-sample streams.
     pub seed: u64,
+    /// The representation's name for progress lines of the long stages (`None`: silent).
+    pub progress: Option<String>,
 }
 
 impl EvalOptions {
@@ -110,6 +113,7 @@ impl EvalOptions {
             tsne_max_cells: TSNE_MAX_CELLS,
             n_init: None,
             seed,
+            progress: None,
         }
     }
 
@@ -282,7 +286,8 @@ pub fn evaluate_codes(
         0.0
     };
     let started = Instant::now();
-    let umap = umap_on(codes, &graph, &UmapOptions::new(2, opts.seed))?;
+    let mut stage = Stage::new(opts.progress.as_ref().map(|l| format!("{l} UMAP")), "epoch");
+    let umap = umap_on_with(codes, &graph, &UmapOptions::new(2, opts.seed), &mut stage)?;
     let umap_seconds = started.elapsed().as_secs_f64();
     let integration = batches.map(|b| {
         integration_scores(

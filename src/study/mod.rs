@@ -25,7 +25,7 @@ pub mod fit;
 pub mod outcome;
 
 use crate::analysis::harmony::{harmony, Draws, HarmonyOptions};
-use crate::analysis::markers::{rank_genes, GeneTest};
+use crate::analysis::markers::{rank_genes_with, GeneTest};
 use crate::error::{Error, Result};
 use crate::io::align::CellTypes;
 use crate::io::batches::CellBatches;
@@ -301,18 +301,22 @@ pub fn run_model(
         }
     };
     let code_seconds = started.elapsed().as_secs_f64();
-    let evaluation = evaluate_codes(
-        &codes.values,
-        labels,
-        prep.data.batches.as_ref(),
-        k,
-        &opts.eval,
-    )?;
+    let eval = EvalOptions {
+        progress: progress.shown_label(),
+        ..opts.eval.clone()
+    };
+    let evaluation = evaluate_codes(&codes.values, labels, prep.data.batches.as_ref(), k, &eval)?;
     let started = std::time::Instant::now();
     let markers = evaluation.clusters.as_ref().map(|c| {
         let km = c.primary();
         let groups: Vec<Option<usize>> = km.labels.iter().map(|&l| Some(l)).collect();
-        rank_genes(&prep.marker_input().0, &groups, km.centroids.nrows())
+        let mut stage = progress.stage("markers", "gene band");
+        rank_genes_with(
+            &prep.marker_input().0,
+            &groups,
+            km.centroids.nrows(),
+            &mut stage,
+        )
     });
     Ok(ModelRun {
         model,

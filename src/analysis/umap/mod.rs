@@ -31,6 +31,7 @@ mod sgd;
 
 use crate::engine::rng::{stream, Stream};
 use crate::error::{Error, Result};
+use crate::train::progress::Stage;
 use ndarray::Array2;
 use rand::Rng;
 use rand_distr::StandardNormal;
@@ -89,13 +90,23 @@ pub fn umap(x: &Array2<f64>, opts: &UmapOptions) -> Result<Array2<f64>> {
 /// [`umap`] with the fuzzy graph already built ([`fuzzy_graph`] of `opts.neighbors`, the
 /// one Leiden clusters).
 pub fn umap_on(x: &Array2<f64>, graph: &Graph, opts: &UmapOptions) -> Result<Array2<f64>> {
+    umap_on_with(x, graph, opts, &mut Stage::silent())
+}
+
+/// [`umap_on`], showing its epochs on `stage`.
+pub fn umap_on_with(
+    x: &Array2<f64>,
+    graph: &Graph,
+    opts: &UmapOptions,
+    stage: &mut Stage,
+) -> Result<Array2<f64>> {
     check(x, opts)?;
     let n = x.nrows();
     let epochs = opts.epochs.unwrap_or(if n <= 10_000 { 500 } else { 200 });
     let (a, b) = fit_ab(opts.spread, opts.min_dist);
     let mut rng = stream(opts.seed, Stream::Umap);
     let mut y = initialise(x, opts.dims, &mut rng);
-    optimise(&mut y, graph, a, b, epochs, opts);
+    optimise(&mut y, graph, a, b, epochs, opts, stage);
     Ok(y)
 }
 

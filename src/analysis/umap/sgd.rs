@@ -4,6 +4,7 @@
 
 use super::{Graph, UmapOptions};
 use crate::engine::rng::{substream, Stream};
+use crate::train::progress::Stage;
 use ndarray::Array2;
 use rand::Rng;
 use rayon::prelude::*;
@@ -26,6 +27,7 @@ pub(super) fn optimise(
     b: f64,
     epochs: usize,
     opts: &UmapOptions,
+    stage: &mut Stage,
 ) {
     let (n, dims) = y.dim();
     let w_max = g.weight.iter().copied().fold(0.0f64, f64::max);
@@ -51,7 +53,9 @@ pub(super) fn optimise(
         .collect();
     let y = y.as_slice_mut().expect("standard layout");
     let mut before = y.to_vec();
+    stage.begin(epochs);
     for epoch in 0..epochs {
+        stage.step(epoch);
         before.copy_from_slice(y);
         let step = Step {
             a,
