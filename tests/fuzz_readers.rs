@@ -3,14 +3,17 @@
 //! deleted, lines duplicated, truncated) and read back. Every outcome must be `Ok` or a clean
 //! `Err`, never a panic. Seeded, so a failure reproduces.
 
+mod common;
+
 use cellvae::engine::rng::{stream, Stream};
 use cellvae::io::{labels, read_dataset, table, ReadOptions};
 use cellvae::models::{ModelConfig, ModelKind, Network, Preset};
 use cellvae::train::checkpoint::{from_bytes, to_bytes, CheckpointMeta};
+use common::cli::scratch;
 use rand::Rng;
 use std::fs;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const ROUNDS: usize = 500;
 
@@ -46,13 +49,6 @@ fn mutate<R: Rng>(rng: &mut R, input: &[u8]) -> Vec<u8> {
         }
     }
     v
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("cellvae-fuzz-{}-{name}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    d
 }
 
 fn no_panic(what: &str, round: usize, f: impl FnOnce()) {

@@ -39,8 +39,8 @@ pub const TINY_EVAL: &[&str] = &[
     "5",
 ];
 
-/// A fresh, empty scratch directory.
-pub fn scratch(name: &str) -> PathBuf {
+/// A fresh, empty scratch directory ([`Scratch`]).
+pub fn scratch(name: &str) -> Scratch {
     static N: AtomicUsize = AtomicUsize::new(0);
     let d = std::env::temp_dir().join(format!(
         "cellvae-test-{}-{}-{name}",
@@ -49,7 +49,32 @@ pub fn scratch(name: &str) -> PathBuf {
     ));
     let _ = fs::remove_dir_all(&d);
     fs::create_dir_all(&d).unwrap();
-    d
+    Scratch(d)
+}
+
+/// A test's scratch directory: removed when the test is done with it, kept when the test
+/// fails (it is dropped while panicking) for a look at what the run left.
+pub struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = PathBuf;
+    fn deref(&self) -> &PathBuf {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 /// `cellvae args` on two threads, whatever its outcome.
