@@ -17,7 +17,7 @@
 //! 16 bits (at most 65,536 genes) and every count 16 bits (at most 65,535); otherwise
 //! [`KeptCounts::from_lognorm`] hands the matrix back.
 
-use super::normalize::SCALE_FACTOR;
+use super::normalize::{lognorm_value, recovered_count};
 use crate::csr::{Csr, Rows};
 
 /// See the module doc.
@@ -41,14 +41,13 @@ impl KeptCounts {
         totals: Vec<f64>,
     ) -> Result<KeptCounts, (Csr<f32>, Option<Vec<f64>>)> {
         assert_eq!(totals.len(), m.n_rows, "one total per row");
-        let count_of = |v: f32, t: f64| (t * (v as f64).exp_m1() / SCALE_FACTOR).round();
         let fits = m.n_cols <= 1 << 16
             && (0..m.n_rows).all(|i| {
                 let t = totals[i];
                 m.row(i)
                     .1
                     .iter()
-                    .all(|&v| count_of(v, t) <= u16::MAX as f64)
+                    .all(|&v| recovered_count(v, t) <= u16::MAX as f64)
             });
         if !fits {
             return Err((m, Some(totals)));
@@ -69,7 +68,7 @@ impl KeptCounts {
             counts.extend(
                 data[indptr[i]..indptr[i + 1]]
                     .iter()
-                    .map(|&v| count_of(v, t) as u16),
+                    .map(|&v| recovered_count(v, t) as u16),
             );
         }
         drop(data);
@@ -91,7 +90,7 @@ impl KeptCounts {
     /// The LogNormalized value of count `c` in row `i`, as `log_normalize` computes it.
     #[inline]
     fn lognorm(&self, i: usize, c: u16) -> f32 {
-        (SCALE_FACTOR * c as f64 / self.totals[i]).ln_1p() as f32
+        lognorm_value(c as f64, self.totals[i])
     }
 
     /// The LogNormalized values of the columns whose `new_index` is `Some` (order kept, as

@@ -31,10 +31,24 @@ pub fn recover_counts(lognorm: &Csr<f32>, totals: &[f64]) -> Csr<f32> {
     for (i, &total) in totals.iter().enumerate() {
         let (a, b) = (counts.indptr[i], counts.indptr[i + 1]);
         for v in &mut counts.data[a..b] {
-            *v = (total * (*v as f64).exp_m1() / SCALE_FACTOR).round() as f32;
+            *v = recovered_count(*v, total) as f32;
         }
     }
     counts
+}
+
+/// The LogNormalized value of count `c` in a cell of total `t`: `ln(1 + 10⁴·c/t)`, in f64,
+/// stored as f32.
+#[inline]
+pub fn lognorm_value(c: f64, t: f64) -> f32 {
+    (SCALE_FACTOR * c / t).ln_1p() as f32
+}
+
+/// The count behind LogNormalized value `x` in a cell of total `t`: `round(t·expm1(x)/10⁴)`
+/// (exact up to [`MAX_RECOVERABLE_COUNT`]).
+#[inline]
+pub fn recovered_count(x: f32, t: f64) -> f64 {
+    (t * (x as f64).exp_m1() / SCALE_FACTOR).round()
 }
 
 /// LogNormalizes a cells × genes count matrix in place.
@@ -53,7 +67,7 @@ pub fn log_normalize(m: &mut Csr<f32>) {
         let total: f64 = row.iter().map(|&v| v as f64).sum();
         if total > 0.0 {
             for v in row.iter_mut() {
-                *v = (SCALE_FACTOR * *v as f64 / total).ln_1p() as f32;
+                *v = lognorm_value(*v as f64, total);
             }
         }
     });
