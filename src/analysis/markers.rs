@@ -56,7 +56,7 @@ pub fn rank_genes_with(
     // (its nonzeros by gene, cells ascending), so that a million cells' matrix is never held
     // twice.
     let mut per_gene: Vec<Vec<(f64, f64, f64)>> = Vec::with_capacity(x.n_cols());
-    stage.begin(x.n_cols().div_ceil(GENE_BAND));
+    stage.begin(x.n_cols().div_ceil(GENE_BAND), "gene band");
     for band in (0..x.n_cols()).step_by(GENE_BAND) {
         stage.step(band / GENE_BAND);
         let genes = band..(band + GENE_BAND).min(x.n_cols());

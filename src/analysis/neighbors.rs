@@ -18,6 +18,7 @@
 //! graph at any thread count. Below [`APPROX_MIN_POINTS`] points, or in at most
 //! [`EXACT_MAX_DIMS`] dimensions, it stays exact.
 
+use crate::train::progress::Stage;
 use ndarray::Array2;
 use rayon::prelude::*;
 
@@ -26,6 +27,10 @@ pub const APPROX_MIN_POINTS: usize = 20_000;
 
 /// Up to this many dimensions [`Neighbors::build`] stays exact (the k-d tree is fast there).
 pub const EXACT_MAX_DIMS: usize = 16;
+
+/// Blocks of queries of [`Neighbors::exact`]: progress between them, and only one block's
+/// answers held as small vectors at a time.
+const QUERY_BLOCKS: usize = 100;
 
 /// Squared Euclidean distance between rows `i` and `j`.
 #[inline]
@@ -51,10 +56,16 @@ impl Neighbors {
     /// [`APPROX_MIN_POINTS`] points or at most [`EXACT_MAX_DIMS`] dimensions, otherwise
     /// NN-descent under `seed` ([`crate::analysis::nn_descent`]).
     pub fn build(x: &Array2<f64>, k: usize, seed: u64) -> Self {
+        Self::build_with(x, k, seed, &mut Stage::silent())
+    }
+
+    /// [`Neighbors::build`], showing its progress on `stage` (queries, or NN-descent's
+    /// rounds).
+    pub fn build_with(x: &Array2<f64>, k: usize, seed: u64, stage: &mut Stage) -> Self {
         if Self::approximates(x.nrows(), x.ncols()) {
-            crate::analysis::nn_descent::nn_descent(x, k, seed)
+            crate::analysis::nn_descent::nn_descent_with(x, k, seed, stage)
         } else {
-            Self::exact(x, k)
+            Self::exact_with(x, k, stage)
         }
     }
 
@@ -75,21 +86,32 @@ impl Neighbors {
 
     /// The exact graph of the rows of `x` (`k` is capped at `n − 1`).
     pub fn exact(x: &Array2<f64>, k: usize) -> Self {
-        let k = k.min(x.nrows().saturating_sub(1));
+        Self::exact_with(x, k, &mut Stage::silent())
+    }
+
+    /// [`Neighbors::exact`], the queries in [`QUERY_BLOCKS`] blocks shown on `stage`.
+    fn exact_with(x: &Array2<f64>, k: usize, stage: &mut Stage) -> Self {
+        let n = x.nrows();
+        let k = k.min(n.saturating_sub(1));
         let tree = KdTree::build(x);
-        let rows: Vec<Vec<(f64, u32)>> = (0..x.nrows())
-            .into_par_iter()
-            .map(|i| tree.nearest(x, i, k))
-            .collect();
         let mut nb = Neighbors {
             k,
-            indices: Vec::with_capacity(x.nrows() * k),
-            sq_dists: Vec::with_capacity(x.nrows() * k),
+            indices: Vec::with_capacity(n * k),
+            sq_dists: Vec::with_capacity(n * k),
         };
-        for row in rows {
-            for (d, j) in row {
-                nb.sq_dists.push(d);
-                nb.indices.push(j);
+        let block = n.div_ceil(QUERY_BLOCKS).max(1);
+        stage.begin(n, "point");
+        for start in (0..n).step_by(block) {
+            stage.step(start);
+            let rows: Vec<Vec<(f64, u32)>> = (start..(start + block).min(n))
+                .into_par_iter()
+                .map(|i| tree.nearest(x, i, k))
+                .collect();
+            for row in rows {
+                for (d, j) in row {
+                    nb.sq_dists.push(d);
+                    nb.indices.push(j);
+                }
             }
         }
         nb

@@ -34,6 +34,7 @@ use rayon::prelude::*;
 
 use super::neighbors::Neighbors;
 use crate::engine::rng::{substream, Stream};
+use crate::train::progress::Stage;
 
 /// A round that changes fewer than `DELTA · n · k` list entries is the last.
 pub const DELTA: f64 = 0.001;
@@ -104,6 +105,11 @@ impl Lists {
 /// The approximate `k` nearest other points of each row of `x` (`k` capped at `n − 1`),
 /// nearest first, ties by the lower index, as [`Neighbors::exact`] orders them.
 pub fn nn_descent(x: &Array2<f64>, k: usize, seed: u64) -> Neighbors {
+    nn_descent_with(x, k, seed, &mut Stage::silent())
+}
+
+/// [`nn_descent`], its rounds shown on `stage`.
+pub fn nn_descent_with(x: &Array2<f64>, k: usize, seed: u64, stage: &mut Stage) -> Neighbors {
     let n = x.nrows();
     let k = k.min(n.saturating_sub(1));
     let dims = x.ncols();
@@ -135,7 +141,9 @@ pub fn nn_descent(x: &Array2<f64>, k: usize, seed: u64) -> Neighbors {
         })
         .collect();
 
-    for _ in 0..rounds_for(n) {
+    stage.begin(rounds_for(n), "round");
+    for round in 0..rounds_for(n) {
+        stage.step(round);
         let (new, old) = candidates(&lists, n, k);
         let joined: Vec<(Vec<Entry>, usize)> = (0..n)
             .into_par_iter()

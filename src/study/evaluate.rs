@@ -268,7 +268,13 @@ pub fn evaluate_codes(
             0
         },
     ];
-    let neighbours = Neighbors::build(codes, wanted.into_iter().max().unwrap_or(0), opts.seed);
+    let label = |what: &str| opts.progress.as_ref().map(|l| format!("{l} {what}"));
+    let neighbours = Neighbors::build_with(
+        codes,
+        wanted.into_iter().max().unwrap_or(0),
+        opts.seed,
+        &mut Stage::new(label("kNN graph")),
+    );
     let graph = fuzzy_graph(&neighbours, NEIGHBOURS.min(n));
     let graph_seconds = started.elapsed().as_secs_f64();
     let started = Instant::now();
@@ -286,7 +292,7 @@ pub fn evaluate_codes(
         0.0
     };
     let started = Instant::now();
-    let mut stage = Stage::new(opts.progress.as_ref().map(|l| format!("{l} UMAP")), "epoch");
+    let mut stage = Stage::new(label("UMAP"));
     let umap = umap_on_with(codes, &graph, &UmapOptions::new(2, opts.seed), &mut stage)?;
     let umap_seconds = started.elapsed().as_secs_f64();
     let integration = batches.map(|b| {

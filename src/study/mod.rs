@@ -310,7 +310,7 @@ pub fn run_model(
     let markers = evaluation.clusters.as_ref().map(|c| {
         let km = c.primary();
         let groups: Vec<Option<usize>> = km.labels.iter().map(|&l| Some(l)).collect();
-        let mut stage = progress.stage("markers", "gene band");
+        let mut stage = progress.stage("markers");
         rank_genes_with(
             &prep.marker_input().0,
             &groups,

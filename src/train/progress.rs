@@ -43,9 +43,9 @@ impl Progress {
         }
     }
 
-    /// A [`Stage`] of this task (`what`, counted in `unit`s), silent when it is.
-    pub fn stage(&self, what: &str, unit: &'static str) -> Stage {
-        Stage::new(self.shown_label().map(|l| format!("{l} {what}")), unit)
+    /// A [`Stage`] of this task (`what`), silent when it is.
+    pub fn stage(&self, what: &str) -> Stage {
+        Stage::new(self.shown_label().map(|l| format!("{l} {what}")))
     }
 
     /// The task's name, unless it is silent.
@@ -150,12 +150,12 @@ pub struct Stage {
 }
 
 impl Stage {
-    /// A stage named `label` (`None`: silent) counting `unit`s.
-    pub fn new(label: Option<String>, unit: &'static str) -> Self {
+    /// A stage named `label` (`None`: silent).
+    pub fn new(label: Option<String>) -> Self {
         let now = Instant::now();
         Stage {
             label,
-            unit,
+            unit: "",
             total: 0,
             started: now,
             last: now,
@@ -164,12 +164,13 @@ impl Stage {
 
     /// No output.
     pub fn silent() -> Self {
-        Self::new(None, "")
+        Self::new(None)
     }
 
-    /// The work starts now: `total` units.
-    pub fn begin(&mut self, total: usize) {
+    /// The work starts now: `total` of `unit` (as `epoch`).
+    pub fn begin(&mut self, total: usize, unit: &'static str) {
         self.total = total;
+        self.unit = unit;
         self.started = Instant::now();
         self.last = self.started;
     }

@@ -53,7 +53,7 @@ pub(super) fn optimise(
         .collect();
     let y = y.as_slice_mut().expect("standard layout");
     let mut before = y.to_vec();
-    stage.begin(epochs);
+    stage.begin(epochs, "epoch");
     for epoch in 0..epochs {
         stage.step(epoch);
         before.copy_from_slice(y);
