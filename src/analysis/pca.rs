@@ -153,6 +153,18 @@ pub fn symmetric_eigen(a: &Array2<f64>) -> (Vec<f64>, Array2<f64>) {
     (values, vectors)
 }
 
+/// Flips `v`'s sign so that its largest-magnitude entry (the first of equals) is positive:
+/// the fixed sign of an eigenvector or a component (scikit-learn's `svd_flip`).
+pub fn largest_entry_positive(mut v: ndarray::ArrayViewMut1<f64>) {
+    let biggest = v
+        .iter()
+        .copied()
+        .fold(0.0f64, |m, e| if e.abs() > m.abs() { e } else { m });
+    if biggest < 0.0 {
+        v.mapv_inplace(|e| -e);
+    }
+}
+
 /// The top `k` principal components of the rows of `x`.
 pub fn pca(x: &Csr<f32>, k: usize, seed: u64) -> Pca {
     let (n, d) = (x.n_rows, x.n_cols);
@@ -178,13 +190,7 @@ pub fn pca(x: &Csr<f32>, k: usize, seed: u64) -> Pca {
     for (mut col, s2) in scores.axis_iter_mut(Axis(1)).zip(&values) {
         let sigma = s2.max(0.0).sqrt();
         col.mapv_inplace(|v| v * sigma);
-        let biggest = col
-            .iter()
-            .copied()
-            .fold(0.0f64, |m, v| if v.abs() > m.abs() { v } else { m });
-        if biggest < 0.0 {
-            col.mapv_inplace(|v| -v);
-        }
+        largest_entry_positive(col);
     }
     let explained_variance = values
         .iter()

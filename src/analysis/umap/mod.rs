@@ -26,7 +26,7 @@
 //! with a seed it runs serially).
 
 use crate::analysis::neighbors::Neighbors;
-use crate::analysis::pca::symmetric_eigen;
+use crate::analysis::pca::{largest_entry_positive, symmetric_eigen};
 mod sgd;
 
 use crate::engine::rng::{stream, Stream};
@@ -302,14 +302,7 @@ fn initialise(x: &Array2<f64>, dims: usize, rng: &mut impl Rng) -> Array2<f64> {
         // Components beyond the input's width stay 0 (then only the noise spreads them).
         if c < d {
             let mut v = vectors.column(c).to_owned();
-            // A fixed sign: the largest entry positive.
-            let big = v
-                .iter()
-                .copied()
-                .fold(0.0f64, |m, e| if e.abs() > m.abs() { e } else { m });
-            if big < 0.0 {
-                v.mapv_inplace(|e| -e);
-            }
+            largest_entry_positive(v.view_mut());
             y.column_mut(c).assign(&centred.dot(&v));
         }
         let col = y.column(c);
