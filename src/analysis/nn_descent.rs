@@ -75,32 +75,11 @@ impl Lists {
     fn of(&self, p: usize) -> &[u32] {
         &self.items[self.start[p]..self.start[p + 1]]
     }
-
-    /// Groups `(owner, key, item)` triples by owner, each group ordered by `(key, item)` and
-    /// cut to `cap` items.
-    fn grouped(n: usize, mut triples: Vec<(u32, f64, u32)>, cap: usize) -> Self {
-        triples.par_sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2))
-        });
-        let mut lists = Lists {
-            start: Vec::with_capacity(n + 1),
-            items: Vec::with_capacity(triples.len().min(n * cap)),
-        };
-        let mut t = 0;
-        for p in 0..n as u32 {
-            lists.start.push(lists.items.len());
-            let from = t;
-            while t < triples.len() && triples[t].0 == p {
-                if t - from < cap {
-                    lists.items.push(triples[t].2);
-                }
-                t += 1;
-            }
-        }
-        lists.start.push(lists.items.len());
-        lists
-    }
 }
+
+/// Points per parallel task when their candidate lists are ordered (one point's few pairs
+/// are too small a task).
+const OWNERS_PER_BLOCK: usize = 4096;
 
 /// The approximate `k` nearest other points of each row of `x` (`k` capped at `n − 1`),
 /// nearest first, ties by the lower index, as [`Neighbors::exact`] orders them.
@@ -168,32 +147,89 @@ pub fn nn_descent_with(x: &Array2<f64>, k: usize, seed: u64, stage: &mut Stage) 
 /// Each point's new and old neighbours, forward and reverse, each direction capped at `k`
 /// (the nearest kept).
 fn candidates(lists: &[Entry], n: usize, k: usize) -> (Lists, Lists) {
-    let mut new = Vec::new();
-    let mut old = Vec::new();
-    for p in 0..n {
-        for e in &lists[p * k..(p + 1) * k] {
-            let (fwd, rev) = (
-                (p as u32, e.sq_dist, e.index),
-                (e.index, e.sq_dist, p as u32),
-            );
-            let to = if e.new { &mut new } else { &mut old };
-            to.push(fwd);
-            to.push(rev);
-        }
-    }
-    // Forward and reverse share one cap of 2k: forward lists hold at most k, and the
-    // reverse ones beyond k are the farthest (hubs would otherwise cost quadratically).
-    (
-        Lists::grouped(n, dedup(new), 2 * k),
-        Lists::grouped(n, dedup(old), 2 * k),
-    )
+    (gather(lists, n, k, true), gather(lists, n, k, false))
 }
 
-/// Drops a reverse pair that repeats a forward one (both points in each other's list).
-fn dedup(mut triples: Vec<(u32, f64, u32)>) -> Vec<(u32, f64, u32)> {
-    triples.par_sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)));
-    triples.dedup_by(|a, b| a.0 == b.0 && a.2 == b.2);
-    triples
+/// The neighbours of each point through the entries whose `new` flag is `fresh`: forward
+/// (the entries of its own list) and reverse (the entries naming it), without repeats,
+/// nearest first (ties by index), at most `2k`.
+///
+/// Forward and reverse share one cap of 2k: forward lists hold at most k, and the reverse
+/// ones beyond k are the farthest (hubs would otherwise cost quadratically). The pairs are
+/// placed by a counting sort on the owner (in point order, serially), then each owner's
+/// few are ordered in parallel: the same lists as one global sort, without it.
+fn gather(lists: &[Entry], n: usize, k: usize, fresh: bool) -> Lists {
+    let edges = || {
+        (0..n).flat_map(move |p| {
+            lists[p * k..(p + 1) * k]
+                .iter()
+                .filter(move |e| e.new == fresh)
+                .map(move |e| (p, e.index as usize, e.sq_dist))
+        })
+    };
+    // Each pair once per end: `start[o]..start[o + 1]` will hold owner o's.
+    let mut start = vec![0usize; n + 1];
+    for (p, q, _) in edges() {
+        start[p + 1] += 1;
+        start[q + 1] += 1;
+    }
+    for o in 0..n {
+        start[o + 1] += start[o];
+    }
+    let mut pairs = vec![(0.0f64, 0u32); start[n]];
+    let mut next = start.clone();
+    for (p, q, d) in edges() {
+        pairs[next[p]] = (d, q as u32);
+        next[p] += 1;
+        pairs[next[q]] = (d, p as u32);
+        next[q] += 1;
+    }
+    // Order each owner's pairs, in blocks of owners split off the one vector.
+    let mut blocks = Vec::with_capacity(n.div_ceil(OWNERS_PER_BLOCK));
+    let mut rest = pairs.as_mut_slice();
+    for first in (0..n).step_by(OWNERS_PER_BLOCK) {
+        let last = (first + OWNERS_PER_BLOCK).min(n);
+        let (block, tail) = rest.split_at_mut(start[last] - start[first]);
+        blocks.push((first, last, block));
+        rest = tail;
+    }
+    let kept: Vec<Vec<usize>> = blocks
+        .into_par_iter()
+        .map(|(first, last, block)| {
+            let base = start[first];
+            (first..last)
+                .map(|o| nearest_unique(&mut block[start[o] - base..start[o + 1] - base], 2 * k))
+                .collect()
+        })
+        .collect();
+    let mut out = Lists {
+        start: Vec::with_capacity(n + 1),
+        items: Vec::with_capacity(pairs.len().min(n * 2 * k)),
+    };
+    for (o, kept) in kept.into_iter().flatten().enumerate() {
+        out.start.push(out.items.len());
+        out.items
+            .extend(pairs[start[o]..start[o] + kept].iter().map(|&(_, q)| q));
+    }
+    out.start.push(out.items.len());
+    out
+}
+
+/// Orders `pairs` (distance, point) by distance then point with each point once, and
+/// returns how many of the first are kept: at most `cap`.
+fn nearest_unique(pairs: &mut [(f64, u32)], cap: usize) -> usize {
+    // A point met twice (each in the other's list) has the same distance both times.
+    pairs.sort_unstable_by_key(|&(_, q)| q);
+    let mut unique = 0;
+    for i in 0..pairs.len() {
+        if unique == 0 || pairs[unique - 1].1 != pairs[i].1 {
+            pairs[unique] = pairs[i];
+            unique += 1;
+        }
+    }
+    let pairs = &mut pairs[..unique];
+    pairs.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    unique.min(cap)
 }
 
 /// Point `p`'s list after one round, and how many of its entries are new.
@@ -256,6 +292,68 @@ mod tests {
         Array2::from_shape_fn((n, dims), |(i, d)| {
             centres[[i % 20, d]] + rng.sample::<f64, _>(StandardNormal)
         })
+    }
+
+    /// The candidate lists by one global sort of every (owner, distance, point) triple, as
+    /// they were first built: [`gather`] must give the same.
+    fn candidates_by_sort(lists: &[Entry], n: usize, k: usize, fresh: bool) -> Lists {
+        let mut triples = Vec::new();
+        for p in 0..n {
+            for e in lists[p * k..(p + 1) * k].iter().filter(|e| e.new == fresh) {
+                triples.push((p as u32, e.sq_dist, e.index));
+                triples.push((e.index, e.sq_dist, p as u32));
+            }
+        }
+        triples.sort_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)));
+        triples.dedup_by(|a, b| a.0 == b.0 && a.2 == b.2);
+        triples.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
+        let mut out = Lists {
+            start: vec![],
+            items: vec![],
+        };
+        let mut t = 0;
+        for p in 0..n as u32 {
+            out.start.push(out.items.len());
+            let from = t;
+            while t < triples.len() && triples[t].0 == p {
+                if t - from < 2 * k {
+                    out.items.push(triples[t].2);
+                }
+                t += 1;
+            }
+        }
+        out.start.push(out.items.len());
+        out
+    }
+
+    #[test]
+    fn candidates_are_those_of_one_global_sort() {
+        // Lists with ties (duplicated points), mutual entries and hubs, new and old mixed.
+        let (n, k) = (9000, 6);
+        let mut x = clustered(n, 5, 11);
+        for r in 0..300 {
+            let src = x.row(r).to_owned();
+            x.row_mut(n - 1 - r).assign(&src);
+        }
+        let exact = Neighbors::exact(&x, k);
+        let lists: Vec<Entry> = (0..n * k)
+            .map(|at| {
+                let (idx, d2) = exact.nearest(at / k, k);
+                Entry {
+                    sq_dist: d2[at % k],
+                    index: idx[at % k],
+                    new: (at * 7919) % 3 != 0,
+                }
+            })
+            .collect();
+        for fresh in [true, false] {
+            let (fast, reference) = (
+                gather(&lists, n, k, fresh),
+                candidates_by_sort(&lists, n, k, fresh),
+            );
+            assert_eq!(fast.start, reference.start, "fresh {fresh}");
+            assert_eq!(fast.items, reference.items, "fresh {fresh}");
+        }
     }
 
     /// The share of the exact graph's neighbours that the approximate graph found.
