@@ -16,7 +16,7 @@ use crate::analysis::markers::{expression_summary, GeneTest};
 use crate::error::Result;
 use crate::io::align::CellTypes;
 use crate::io::atomic::ensure_dir;
-use crate::io::h5ad_stream::{write_h5ad, AnnData};
+use crate::io::h5ad_stream::{write_h5ad, AnnData, LayerRows};
 use crate::io::h5ad_write::Column;
 use crate::io::table;
 use crate::preprocess::{MarkerInput, Prepared};
@@ -325,13 +325,13 @@ pub(super) fn write_anndata(
         obsm.push((format!("X_{}_umap", m.name), &m.umap));
     }
     let zero_scores = prep.scaling.as_ref().map(|s| s.zero_scores());
-    let counts = prep.counts();
+    let counts = prep.counts_layer();
     let anndata = AnnData {
         x: &d.matrix,
         x_shift: zero_scores.as_deref(),
         layers: counts
-            .as_deref()
-            .map(|c| vec![("counts".to_string(), c)])
+            .as_ref()
+            .map(|c| vec![("counts".to_string(), c as &dyn LayerRows)])
             .unwrap_or_default(),
         obs_names: &d.barcodes,
         obs,

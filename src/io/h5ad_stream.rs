@@ -16,6 +16,7 @@ use hdf5_pure::{
     AttrValue, File, FileAccessProperties, FileBuilder, MaxExtent, MemoryStrategy, SyncPolicy,
 };
 use ndarray::Array2;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 /// Elements per chunk of `X`'s arrays: 128 KiB of `f32` values, of the order h5py picks.
@@ -40,6 +41,25 @@ pub struct Frames<'a> {
     pub obsm: Vec<(String, &'a Array2<f64>)>,
 }
 
+/// A layer's rows as the writer asks for them, a block at a time, so that a layer derived
+/// from something else (the selected genes' counts) is never whole in memory.
+pub trait LayerRows {
+    /// Rows × columns.
+    fn shape(&self) -> (usize, usize);
+    /// Rows `rows` as a matrix of their own.
+    fn rows(&self, rows: Range<usize>) -> Csr<f32>;
+}
+
+impl LayerRows for Csr<f32> {
+    fn shape(&self) -> (usize, usize) {
+        (self.n_rows, self.n_cols)
+    }
+
+    fn rows(&self, rows: Range<usize>) -> Csr<f32> {
+        self.select_rows(&rows.collect::<Vec<_>>())
+    }
+}
+
 /// What goes into a whole `.h5ad` written by [`write_h5ad`].
 pub struct AnnData<'a> {
     /// The matrix as trained on (cells × genes).
@@ -47,7 +67,7 @@ pub struct AnnData<'a> {
     /// With `Some(c)`, `X` is `x + 1·cᵀ`, every entry written (scaled data, stored as their
     /// change from a zero's z-score: `crate::preprocess::Scaling::apply`).
     pub x_shift: Option<&'a [f32]>,
-    pub layers: Vec<(String, &'a Csr<f32>)>,
+    pub layers: Vec<(String, &'a dyn LayerRows)>,
     pub obs_names: &'a [String],
     pub obs: Vec<(String, Column)>,
     pub var_names: &'a [String],
@@ -65,7 +85,14 @@ pub fn write_h5ad(path: &Path, a: AnnData<'_>) -> Result<()> {
         (a.x.n_rows, a.x.n_cols),
         "names match the matrix"
     );
-    let (names, matrices): (Vec<String>, Vec<&Csr<f32>>) = a.layers.into_iter().unzip();
+    for (name, layer) in &a.layers {
+        assert_eq!(
+            layer.shape(),
+            (a.x.n_rows, a.x.n_cols),
+            "layer {name} has X's shape"
+        );
+    }
+    let (names, layers): (Vec<String>, Vec<&dyn LayerRows>) = a.layers.into_iter().unzip();
     let mut w = StreamedH5ad::create(
         path,
         Frames {
@@ -77,7 +104,7 @@ pub fn write_h5ad(path: &Path, a: AnnData<'_>) -> Result<()> {
             obsm: a.obsm,
         },
     )?;
-    w.append_all(a.x, a.x_shift, &matrices)?;
+    w.append_all(a.x, a.x_shift, &layers)?;
     w.finish()
 }
 
@@ -268,17 +295,23 @@ impl StreamedH5ad {
         &mut self,
         x: &Csr<f32>,
         x_shift: Option<&[f32]>,
-        layers: &[&Csr<f32>],
+        layers: &[&dyn LayerRows],
     ) -> Result<()> {
-        for (m, matrix) in std::iter::once(x).chain(layers.iter().copied()).enumerate() {
-            for start in (0..matrix.n_rows).step_by(WRITE_BLOCK_ROWS) {
-                let rows: Vec<usize> =
-                    (start..(start + WRITE_BLOCK_ROWS).min(matrix.n_rows)).collect();
-                let block = matrix.select_rows(&rows);
-                match x_shift.filter(|_| m == 0) {
-                    Some(c) => self.append_to(m, &block.plus_row(c))?,
-                    None => self.append_to(m, &block)?,
-                }
+        let blocks = |n: usize| {
+            (0..n)
+                .step_by(WRITE_BLOCK_ROWS)
+                .map(move |start| start..(start + WRITE_BLOCK_ROWS).min(n))
+        };
+        for rows in blocks(x.n_rows) {
+            let block = LayerRows::rows(x, rows);
+            match x_shift {
+                Some(c) => self.append_to(0, &block.plus_row(c))?,
+                None => self.append_to(0, &block)?,
+            }
+        }
+        for (l, layer) in layers.iter().enumerate() {
+            for rows in blocks(layer.shape().0) {
+                self.append_to(l + 1, &layer.rows(rows))?;
             }
         }
         Ok(())

@@ -9,7 +9,9 @@
 
 use super::kept_counts::KeptCounts;
 use crate::csr::{Csr, Rows};
+use crate::io::h5ad_stream::LayerRows;
 use std::borrow::Cow;
+use std::ops::Range;
 
 /// See the module doc.
 #[derive(Clone, Debug)]
@@ -28,6 +30,14 @@ pub enum ExpressionMatrix {
 }
 
 impl Expression {
+    /// Cells (rows of the matrix).
+    pub fn matrix_rows(&self) -> usize {
+        match &self.matrix {
+            ExpressionMatrix::Values(m) => m.n_rows,
+            ExpressionMatrix::Counts(c) => c.n_rows(),
+        }
+    }
+
     /// The matrix to read the values through.
     pub fn input(&self) -> MarkerInput<'_> {
         match &self.matrix {
@@ -36,8 +46,8 @@ impl Expression {
         }
     }
 
-    /// The counts of the training matrix's genes, when held as counts.
-    pub fn selected_counts(&self) -> Option<Csr<f32>> {
+    /// The counts of the training matrix's genes in rows `rows`, when held as counts.
+    pub fn selected_counts(&self, rows: Range<usize>) -> Option<Csr<f32>> {
         let ExpressionMatrix::Counts(c) = &self.matrix else {
             return None;
         };
@@ -45,7 +55,35 @@ impl Expression {
         for (k, &g) in self.selected.iter().enumerate() {
             new_index[g] = Some(k as u32);
         }
-        Some(c.count_columns(&new_index, self.selected.len()))
+        Some(c.count_columns(rows, &new_index, self.selected.len()))
+    }
+}
+
+/// The raw counts of the training matrix's cells and genes, read a block of rows at a time
+/// (the `.h5ad`'s counts layer): held, or derived from [`Expression`]'s counts of every gene
+/// block by block, so that the derived matrix is never whole in memory.
+#[derive(Clone, Copy, Debug)]
+pub enum CountsLayer<'a> {
+    Held(&'a Csr<f32>),
+    /// An [`Expression`] whose matrix is [`ExpressionMatrix::Counts`].
+    Derived(&'a Expression),
+}
+
+impl LayerRows for CountsLayer<'_> {
+    fn shape(&self) -> (usize, usize) {
+        match self {
+            CountsLayer::Held(c) => c.shape(),
+            CountsLayer::Derived(e) => (e.matrix_rows(), e.selected.len()),
+        }
+    }
+
+    fn rows(&self, rows: Range<usize>) -> Csr<f32> {
+        match self {
+            CountsLayer::Held(c) => LayerRows::rows(*c, rows),
+            CountsLayer::Derived(e) => e
+                .selected_counts(rows)
+                .expect("a derived layer reads counts"),
+        }
     }
 }
 

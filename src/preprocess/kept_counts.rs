@@ -19,6 +19,7 @@
 
 use super::normalize::{lognorm_value, recovered_count};
 use crate::csr::{Csr, Rows};
+use std::ops::Range;
 
 /// See the module doc.
 #[derive(Clone, Debug, PartialEq)]
@@ -96,23 +97,30 @@ impl KeptCounts {
     /// The LogNormalized values of the columns whose `new_index` is `Some` (order kept, as
     /// [`Csr::select_columns`]).
     pub fn lognorm_columns(&self, new_index: &[Option<u32>], n_new: usize) -> Csr<f32> {
-        self.columns(new_index, n_new, |i, c| self.lognorm(i, c))
+        self.columns(0..self.n_rows, new_index, n_new, |i, c| self.lognorm(i, c))
     }
 
-    /// The counts of the columns whose `new_index` is `Some`, as `f32`.
-    pub fn count_columns(&self, new_index: &[Option<u32>], n_new: usize) -> Csr<f32> {
-        self.columns(new_index, n_new, |_, c| c as f32)
+    /// The counts of rows `rows` in the columns whose `new_index` is `Some`, as `f32`.
+    pub fn count_columns(
+        &self,
+        rows: Range<usize>,
+        new_index: &[Option<u32>],
+        n_new: usize,
+    ) -> Csr<f32> {
+        self.columns(rows, new_index, n_new, |_, c| c as f32)
     }
 
     fn columns(
         &self,
+        rows: Range<usize>,
         new_index: &[Option<u32>],
         n_new: usize,
         value: impl Fn(usize, u16) -> f32,
     ) -> Csr<f32> {
         assert_eq!(new_index.len(), self.n_cols, "one entry per column");
+        assert!(rows.end <= self.n_rows, "rows of the matrix");
         let mut out = Csr::with_cols(n_new);
-        for i in 0..self.n_rows {
+        for i in rows {
             for p in self.indptr[i]..self.indptr[i + 1] {
                 if let Some(nc) = new_index[self.genes[p] as usize] {
                     out.indices.push(nc);
@@ -171,7 +179,12 @@ mod tests {
         let kept = KeptCounts::from_lognorm(lognorm.clone(), totals).expect("fits");
         assert_eq!(kept.nnz(), raw.nnz());
         let all: Vec<Option<u32>> = (0..5).map(Some).collect();
-        assert_eq!(kept.count_columns(&all, 5), raw);
+        assert_eq!(kept.count_columns(0..kept.n_rows, &all, 5), raw);
+        assert_eq!(
+            kept.count_columns(1..3, &all, 5),
+            raw.select_rows(&[1, 2]),
+            "a block of rows"
+        );
         assert_eq!(kept.lognorm_columns(&all, 5), lognorm);
         let some = [None, Some(0), Some(1), None, Some(2)];
         assert_eq!(

@@ -14,7 +14,7 @@ use crate::csr::Csr;
 use crate::error::{Error, Result};
 use crate::io::batches::CellBatches;
 use crate::io::Dataset;
-pub use expression::{Expression, ExpressionMatrix, MarkerInput};
+pub use expression::{CountsLayer, Expression, ExpressionMatrix, MarkerInput};
 use kept_counts::KeptCounts;
 pub use qc::{CellMetrics, QcThresholds};
 pub use scale::Scaling;
@@ -128,26 +128,32 @@ impl Prepared {
         }
     }
 
-    /// The raw counts of `data`'s cells and genes (for `layers['counts']` of the run's
-    /// `.h5ad`, and the count likelihood), when the input was counts: held whole, or derived
-    /// from [`Prepared::expression`]'s counts of every gene.
-    pub fn counts(&self) -> Option<std::borrow::Cow<'_, crate::csr::Csr<f32>>> {
+    /// The raw counts of `data`'s cells and genes (the count likelihood), when the input was
+    /// counts: held whole, or derived from [`Prepared::expression`]'s counts of every gene.
+    pub fn counts(&self) -> Option<std::borrow::Cow<'_, Csr<f32>>> {
+        match self.counts_layer()? {
+            CountsLayer::Held(c) => Some(std::borrow::Cow::Borrowed(c)),
+            CountsLayer::Derived(e) => e
+                .selected_counts(0..e.matrix_rows())
+                .map(std::borrow::Cow::Owned),
+        }
+    }
+
+    /// [`Prepared::counts`] read a block of rows at a time (`layers['counts']` of the run's
+    /// `.h5ad`): never derived whole.
+    pub fn counts_layer(&self) -> Option<CountsLayer<'_>> {
         if let Some(c) = &self.counts {
-            return Some(std::borrow::Cow::Borrowed(c));
+            return Some(CountsLayer::Held(c));
         }
         self.expression
             .as_ref()
-            .and_then(|e| e.selected_counts())
-            .map(std::borrow::Cow::Owned)
+            .filter(|e| matches!(e.matrix, ExpressionMatrix::Counts(_)))
+            .map(CountsLayer::Derived)
     }
 
     /// Whether [`Prepared::counts`] has counts to give.
     pub fn has_counts(&self) -> bool {
-        self.counts.is_some()
-            || self
-                .expression
-                .as_ref()
-                .is_some_and(|e| matches!(e.matrix, ExpressionMatrix::Counts(_)))
+        self.counts_layer().is_some()
     }
 }
 
