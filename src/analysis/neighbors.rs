@@ -139,6 +139,32 @@ impl Neighbors {
             &self.sq_dists[start..start + k],
         )
     }
+
+    /// How well `embedded` keeps this graph's neighbourhoods: the mean, over points, of the
+    /// share of each point's `k` nearest here that are among its `k` nearest in `embedded`
+    /// (1 when every neighbourhood is kept, about `k / n` for a random layout).
+    ///
+    /// # Panics
+    /// When the graphs hold different points, or `k` exceeds either graph's.
+    pub fn preserved_in(&self, embedded: &Neighbors, k: usize) -> f64 {
+        assert_eq!(self.n(), embedded.n(), "graphs of different points");
+        let n = self.n();
+        if n == 0 || k == 0 {
+            return 1.0;
+        }
+        let kept: usize = (0..n)
+            .into_par_iter()
+            .map(|i| {
+                let low = embedded.nearest(i, k).0;
+                self.nearest(i, k)
+                    .0
+                    .iter()
+                    .filter(|j| low.contains(j))
+                    .count()
+            })
+            .sum();
+        kept as f64 / (n * k) as f64
+    }
 }
 
 /// Points per leaf of the k-d tree.
@@ -323,6 +349,26 @@ mod tests {
         for i in 0..200 {
             assert_eq!(big.nearest(i, 7), small.nearest(i, 7));
         }
+    }
+
+    #[test]
+    fn preservation_is_one_for_a_scaled_copy_and_low_for_a_shuffle() {
+        let x = random(400, 3, 1.0, 5);
+        let graph = Neighbors::exact(&x, 10);
+        // Scaling keeps every distance's order: every neighbourhood is kept.
+        assert_eq!(
+            graph.preserved_in(&Neighbors::exact(&(&x * 3.0), 10), 10),
+            1.0
+        );
+        // The rows permuted: point i now sits where point i+1 was, unrelated neighbours.
+        let mut shuffled = x.clone();
+        for i in 0..400 {
+            shuffled.row_mut(i).assign(&x.row((i * 7 + 1) % 400));
+        }
+        let random_layout = graph.preserved_in(&Neighbors::exact(&shuffled, 10), 10);
+        assert!(random_layout < 0.1, "{random_layout}");
+        // The first 5 of 10 only: still a share.
+        assert_eq!(graph.preserved_in(&graph, 5), 1.0);
     }
 
     #[test]

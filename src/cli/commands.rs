@@ -317,6 +317,10 @@ pub struct UmapArgs {
     /// Smallest distance between embedded points
     #[arg(long, default_value_t = 0.1)]
     pub min_dist: f64,
+    /// Epochs of gradient descent [default: 500 up to 10,000 points, 200 up to 50,000,
+    /// else 100]
+    #[arg(long)]
+    pub epochs: Option<usize>,
     /// Seed of the initial noise and the negative samples
     #[arg(long, default_value_t = crate::train::DEFAULT_SEED)]
     pub seed: u64,
@@ -337,6 +341,7 @@ pub fn umap(a: &UmapArgs, quiet: bool) -> Result<()> {
     let opts = UmapOptions {
         neighbors: a.neighbors,
         min_dist: a.min_dist,
+        epochs: a.epochs,
         ..UmapOptions::new(a.dims, a.seed)
     };
     let started = std::time::Instant::now();
