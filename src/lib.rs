@@ -23,6 +23,7 @@ pub mod models;
 pub mod preprocess;
 #[cfg(feature = "cli")]
 pub mod report;
+pub mod stage;
 pub mod study;
 pub mod train;
 

@@ -55,7 +55,7 @@ fn run_is_complete_and_deterministic() {
     assert!(!x.is_integer(), "X holds the normalized values");
     let counts = cellvae::io::hdf5::H5adOptions {
         layer: Some("counts".into()),
-        raw: false,
+        ..Default::default()
     };
     let raw_counts = cellvae::io::hdf5::read_h5ad(&h5ad, &counts).unwrap();
     assert!(raw_counts.is_integer() && raw_counts.matrix.nnz() == x.matrix.nnz());

@@ -54,12 +54,12 @@ fn h5ad_csr_csc_dense_layer_and_raw() {
     let p = Path::new("tests/fixtures/h5/csr.h5ad");
     let layer = H5adOptions {
         layer: Some("counts".into()),
-        raw: false,
+        ..H5adOptions::default()
     };
     check(&read_h5ad(p, &layer).unwrap(), 1.0, "layers/counts");
     let raw = H5adOptions {
-        layer: None,
         raw: true,
+        ..H5adOptions::default()
     };
     check(&read_h5ad(p, &raw).unwrap(), 2.0, "raw/X");
     // Through the general entry point, by extension.
@@ -105,7 +105,7 @@ fn missing_layer_and_foreign_files_are_errors() {
         p,
         &H5adOptions {
             layer: Some("spliced".into()),
-            raw: false,
+            ..H5adOptions::default()
         },
     )
     .unwrap_err()
@@ -137,8 +137,8 @@ fn old_scanpy_layout() {
         "old X",
     );
     let raw = H5adOptions {
-        layer: None,
         raw: true,
+        ..H5adOptions::default()
     };
     check(&read_h5ad(p, &raw).unwrap(), 2.0, "old raw.X");
     let l = read_h5ad_labels(p, "cell_type").unwrap();

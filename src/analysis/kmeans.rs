@@ -6,9 +6,11 @@
 
 use crate::engine::rng::{substream, Stream};
 use crate::error::{Error, Result};
+use crate::stage::Stage;
 use ndarray::{Array2, ArrayView1, Axis};
 use rand::Rng;
 use rayon::prelude::*;
+use std::sync::Mutex;
 
 /// k-means settings.
 #[derive(Clone, Debug)]
@@ -47,6 +49,16 @@ fn sq(a: ArrayView1<'_, f64>, b: ArrayView1<'_, f64>) -> f64 {
 
 /// Clusters the rows of `x`.
 pub fn kmeans(x: &Array2<f64>, opts: &KMeansOptions) -> Result<KMeansResult> {
+    kmeans_with(x, opts, &mut Stage::silent())
+}
+
+/// [`kmeans`], the restarts shown on `stage` as they finish (in any order: the result does
+/// not depend on it).
+pub fn kmeans_with(
+    x: &Array2<f64>,
+    opts: &KMeansOptions,
+    stage: &mut Stage,
+) -> Result<KMeansResult> {
     let n = x.nrows();
     if opts.k == 0 || opts.k > n {
         return Err(Error::invalid(format!(
@@ -62,12 +74,20 @@ pub fn kmeans(x: &Array2<f64>, opts: &KMeansOptions) -> Result<KMeansResult> {
     }
     let variance = x.var_axis(Axis(0), 0.0).mean().unwrap_or(0.0);
     let tol = opts.tol * variance;
+    stage.begin(opts.n_init, "restart");
+    let finished = Mutex::new((0, stage));
     let runs: Vec<KMeansResult> = (0..opts.n_init)
         .into_par_iter()
         .map(|r| {
             let mut rng = substream(opts.seed, Stream::Kmeans, r as u32);
             let init = plus_plus(x, opts.k, &mut rng);
-            lloyd(x, init, opts.max_iter, tol)
+            let run = lloyd(x, init, opts.max_iter, tol);
+            if let Ok(mut f) = finished.lock() {
+                f.0 += 1;
+                let done = f.0;
+                f.1.step(done);
+            }
+            run
         })
         .collect();
     let best = runs

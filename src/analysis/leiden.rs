@@ -23,6 +23,7 @@
 
 use crate::analysis::umap::Graph;
 use crate::engine::rng::{stream, Stream};
+use crate::stage::Stage;
 use rand::seq::SliceRandom;
 use rand::Rng;
 
@@ -177,6 +178,17 @@ pub struct LeidenK {
 /// connected): then one run at the lowest resolution, 0.01, where the count is lowest, instead
 /// of 40 runs that cannot succeed (a graph of near-duplicate cells, at scale, is like that).
 pub fn leiden_k(g: &AdjGraph, k: usize, iterations: Iterations, seed: u64) -> LeidenK {
+    leiden_k_with(g, k, iterations, seed, &mut Stage::silent())
+}
+
+/// [`leiden_k`], its resolutions shown on `stage`.
+pub fn leiden_k_with(
+    g: &AdjGraph,
+    k: usize,
+    iterations: Iterations,
+    seed: u64,
+    stage: &mut Stage,
+) -> LeidenK {
     if g.components() > k {
         return LeidenK {
             labels: leiden(g, RESOLUTION_LO, iterations, seed),
@@ -186,7 +198,9 @@ pub fn leiden_k(g: &AdjGraph, k: usize, iterations: Iterations, seed: u64) -> Le
     }
     let (mut lo, mut hi) = (RESOLUTION_LO, RESOLUTION_HI);
     let mut nearest: Option<(usize, f64, Vec<usize>)> = None;
-    for _ in 0..BISECTION_STEPS {
+    stage.begin(BISECTION_STEPS, "resolution");
+    for step in 0..BISECTION_STEPS {
+        stage.step(step);
         let r = 0.5 * (lo + hi);
         let labels = leiden(g, r, iterations, seed);
         let found = labels.iter().max().map_or(0, |m| m + 1);

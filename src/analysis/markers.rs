@@ -18,7 +18,7 @@
 //! number is computed by one task in a fixed order, so the result does not depend on threads.
 
 use crate::csr::{Csc, Rows};
-use crate::train::progress::Stage;
+use crate::stage::Stage;
 use rayon::prelude::*;
 
 /// One gene of one group.

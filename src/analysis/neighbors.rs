@@ -18,7 +18,7 @@
 //! graph at any thread count. Below [`APPROX_MIN_POINTS`] points, or in at most
 //! [`EXACT_MAX_DIMS`] dimensions, it stays exact.
 
-use crate::train::progress::Stage;
+use crate::stage::Stage;
 use ndarray::Array2;
 use rayon::prelude::*;
 

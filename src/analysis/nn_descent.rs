@@ -34,7 +34,7 @@ use rayon::prelude::*;
 
 use super::neighbors::Neighbors;
 use crate::engine::rng::{substream, Stream};
-use crate::train::progress::Stage;
+use crate::stage::Stage;
 
 /// A round that changes fewer than `DELTA · n · k` list entries is the last.
 pub const DELTA: f64 = 0.001;

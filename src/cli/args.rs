@@ -109,23 +109,25 @@ impl DataArgs {
             .map_or(Path::new(DEFAULT_DATA), PathBuf::as_path)
     }
 
-    /// The inputs as one dataset with their batches, and notes for the user.
-    pub fn read(&self) -> crate::Result<(crate::io::Dataset, Vec<String>)> {
+    /// The inputs as one dataset with their batches, and notes for the user; with `quiet`
+    /// false, a long `.h5ad` read shows its progress.
+    pub fn read(&self, quiet: bool) -> crate::Result<(crate::io::Dataset, Vec<String>)> {
         let source = match (&self.batch_key, &self.batches) {
             (Some(c), _) => BatchSource::ObsColumn(c.clone()),
             (None, Some(p)) => BatchSource::Table(p.clone()),
             (None, None) => BatchSource::None,
         };
-        crate::io::read_inputs(&self.data, &self.read_options(), &source)
+        crate::io::read_inputs(&self.data, &self.read_options(quiet), &source)
     }
 
     /// How to read `--data`.
-    pub fn read_options(&self) -> crate::io::ReadOptions {
+    pub fn read_options(&self, quiet: bool) -> crate::io::ReadOptions {
         crate::io::ReadOptions {
             transpose: self.transpose,
             h5ad: crate::io::hdf5::H5adOptions {
                 layer: self.layer.clone(),
                 raw: self.raw,
+                progress: (!quiet).then(|| "reading".to_string()),
             },
         }
     }

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 /// Reads `--data` and prepares it as `opts` say, telling the user what was done.
 pub fn load_prepared(data: &DataArgs, opts: &PrepOptions, quiet: bool) -> Result<Prepared> {
-    let (raw, read_notes) = data.read()?;
+    let (raw, read_notes) = data.read(quiet)?;
     let prep = prepare(raw, opts)?;
     if !quiet {
         let inputs: Vec<String> = data.data.iter().map(|p| p.display().to_string()).collect();

@@ -247,6 +247,7 @@ pub fn run(a: RunArgs, quiet: bool) -> Result<()> {
             types.as_ref(),
             study.prep.hvg.is_some(),
             &embeddings,
+            quiet,
         )?;
         write_run_outputs(&ctx, &prep, &outcomes, started)?;
         all.extend(outcomes);

@@ -24,6 +24,7 @@ use crate::report::confusion::confusion_figure;
 use crate::report::dotplot::dot_plot;
 use crate::report::plots::{self, Clusters};
 use crate::report::summary;
+use crate::stage::Stage;
 use crate::study::outcome::ModelOutcome;
 use crate::study::{ModelRun, StudyOptions};
 use std::path::Path;
@@ -267,13 +268,14 @@ impl From<ModelRun> for Embeddings {
 /// under scanpy's names, the labels and each model's clusters as categoricals, the gene IDs
 /// (and `highly_variable` under `--hvg`), and each
 /// model's codes, t-SNE (when it ran) and UMAP in obsm (`X_<model>`, `X_<model>_tsne`,
-/// `X_<model>_umap`).
+/// `X_<model>_umap`). Its progress is shown unless `quiet`.
 pub(super) fn write_anndata(
     out: &Path,
     prep: &Prepared,
     types: Option<&CellTypes>,
     hvg: bool,
     models: &[Embeddings],
+    quiet: bool,
 ) -> Result<()> {
     let d = &prep.data;
     let mut obs: Vec<(String, Column)> = Vec::new();
@@ -349,5 +351,6 @@ pub(super) fn write_anndata(
         },
         obsm,
     };
-    write_h5ad(&out.join("cellvae.h5ad"), anndata)
+    let mut stage = Stage::new((!quiet).then(|| "writing cellvae.h5ad".to_string()));
+    write_h5ad(&out.join("cellvae.h5ad"), anndata, &mut stage)
 }

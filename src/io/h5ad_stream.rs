@@ -12,6 +12,7 @@ use super::atomic::temp_name;
 use super::h5ad_write::{encoding, fill_dataframe, tag_group, Column};
 use crate::csr::Csr;
 use crate::error::{Error, Result};
+use crate::stage::Stage;
 use hdf5_pure::{
     AttrValue, File, FileAccessProperties, FileBuilder, MaxExtent, MemoryStrategy, SyncPolicy,
 };
@@ -78,8 +79,8 @@ pub struct AnnData<'a> {
 
 /// Writes `a` to `path`: the skeleton, then `X` and the layers a block of rows at a time
 /// ([`StreamedH5ad::append_all`]), so that the file's bytes are never all in memory; under a
-/// temporary name until complete.
-pub fn write_h5ad(path: &Path, a: AnnData<'_>) -> Result<()> {
+/// temporary name until complete. The blocks are shown on `stage`.
+pub fn write_h5ad(path: &Path, a: AnnData<'_>, stage: &mut Stage) -> Result<()> {
     assert_eq!(
         (a.obs_names.len(), a.var_names.len()),
         (a.x.n_rows, a.x.n_cols),
@@ -104,7 +105,7 @@ pub fn write_h5ad(path: &Path, a: AnnData<'_>) -> Result<()> {
             obsm: a.obsm,
         },
     )?;
-    w.append_all(a.x, a.x_shift, &layers)?;
+    w.append_all(a.x, a.x_shift, &layers, stage)?;
     w.finish()
 }
 
@@ -290,19 +291,25 @@ impl StreamedH5ad {
     }
 
     /// Appends every row of `x` (plus `1·cᵀ` with `x_shift` `c`) to `X` and of `layers[i]`
-    /// to the `i`-th layer, a block of rows at a time.
+    /// to the `i`-th layer, a block of rows at a time, the blocks shown on `stage`.
     pub fn append_all(
         &mut self,
         x: &Csr<f32>,
         x_shift: Option<&[f32]>,
         layers: &[&dyn LayerRows],
+        stage: &mut Stage,
     ) -> Result<()> {
         let blocks = |n: usize| {
             (0..n)
                 .step_by(WRITE_BLOCK_ROWS)
                 .map(move |start| start..(start + WRITE_BLOCK_ROWS).min(n))
         };
+        let per_matrix = x.n_rows.div_ceil(WRITE_BLOCK_ROWS);
+        stage.begin(per_matrix * (1 + layers.len()), "block");
+        let mut done = 0;
         for rows in blocks(x.n_rows) {
+            stage.step(done);
+            done += 1;
             let block = LayerRows::rows(x, rows);
             match x_shift {
                 Some(c) => self.append_to(0, &block.plus_row(c))?,
@@ -311,6 +318,8 @@ impl StreamedH5ad {
         }
         for (l, layer) in layers.iter().enumerate() {
             for rows in blocks(layer.shape().0) {
+                stage.step(done);
+                done += 1;
                 self.append_to(l + 1, &layer.rows(rows))?;
             }
         }

@@ -27,11 +27,11 @@
 
 use super::outcome::{LabelScores, LeidenOutcome};
 use crate::analysis::integration::{integration_scores, IntegrationScores, LISI_NEIGHBOURS};
-use crate::analysis::kmeans::{kmeans, KMeansOptions, KMeansResult};
+use crate::analysis::kmeans::{kmeans, kmeans_with, KMeansOptions, KMeansResult};
 use crate::analysis::label_scores::{
     active_units, ami, knn_purity, matched_accuracy, silhouette_sampled,
 };
-use crate::analysis::leiden::{leiden_k, AdjGraph, Iterations, LeidenK, NEIGHBOURS};
+use crate::analysis::leiden::{leiden_k_with, AdjGraph, Iterations, LeidenK, NEIGHBOURS};
 use crate::analysis::metrics::{scores, Scores};
 use crate::analysis::neighbors::Neighbors;
 use crate::analysis::tsne::{tsne_on, Embedding, Method, TsneOptions};
@@ -39,7 +39,7 @@ use crate::analysis::umap::{fuzzy_graph, umap_on_with, UmapOptions};
 use crate::error::Result;
 use crate::io::align::CellTypes;
 use crate::io::batches::CellBatches;
-use crate::train::progress::Stage;
+use crate::stage::Stage;
 use ndarray::Array2;
 use std::time::Instant;
 
@@ -334,15 +334,17 @@ pub fn evaluate_codes(
     };
     // Scored against the labels; without t-SNE, also the run's clusters.
     let codes_kmeans = if labels.is_some() || tsne_kmeans.is_none() {
-        Some(kmeans(codes, &kopts)?)
+        let mut stage = Stage::new(label("k-means"));
+        Some(kmeans_with(codes, &kopts, &mut stage)?)
     } else {
         None
     };
-    let leiden = leiden_k(
+    let leiden = leiden_k_with(
         &AdjGraph::from_edges(n, &graph),
         k,
         Iterations::UntilStable,
         opts.seed,
+        &mut Stage::new(label("Leiden")),
     );
     let clusters = Clusters {
         tsne_kmeans,

@@ -32,7 +32,7 @@ mod sgd;
 
 use crate::engine::rng::{stream, Stream};
 use crate::error::{Error, Result};
-use crate::train::progress::Stage;
+use crate::stage::Stage;
 use ndarray::Array2;
 use rand::Rng;
 use rand_distr::StandardNormal;

@@ -4,7 +4,7 @@
 
 use super::{Graph, UmapOptions};
 use crate::engine::rng::{substream, Stream};
-use crate::train::progress::Stage;
+use crate::stage::Stage;
 use ndarray::Array2;
 use rand::Rng;
 use rayon::prelude::*;

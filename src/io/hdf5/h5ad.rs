@@ -9,6 +9,7 @@ use crate::csr::Csr;
 use crate::error::{Error, Result};
 use crate::io::labels::Labels;
 use crate::io::Dataset;
+use crate::stage::Stage;
 use hdf5_pure::{AttrValue, Datatype, File};
 use std::path::Path;
 
@@ -19,6 +20,8 @@ pub struct H5adOptions {
     pub layer: Option<String>,
     /// Read `raw/X` with `raw/var` instead of `X` with `var`.
     pub raw: bool,
+    /// The label of the reading's progress lines (`None`: silent).
+    pub progress: Option<String>,
 }
 
 /// Nonzeros read at a time by [`csr_in_blocks`]: 4 Mi values and their indices, about
@@ -37,6 +40,7 @@ fn csr_in_blocks(
     name: &str,
     (cells, genes): (usize, usize),
     block_nnz: usize,
+    stage: &mut Stage,
 ) -> Result<Csr<f32>> {
     let (data_name, indices_name, indptr_name) = (
         format!("{name}/data"),
@@ -80,7 +84,9 @@ fn csr_in_blocks(
     m.indptr.push(0);
     let mut row = 0;
     let mut entries: Vec<(u32, f32)> = Vec::new();
+    stage.begin(cells, "cell");
     while row < cells {
+        stage.step(row);
         // Whole rows, about `block_nnz` values (at least one row).
         let start = indptr[row];
         let mut end_row = row + 1;
@@ -144,7 +150,13 @@ fn csr_in_blocks(
 }
 
 /// The `.h5ad` matrix group or dataset `name` with `cells × genes` expected.
-fn h5ad_matrix(path: &Path, f: &File, name: &str, cells: usize, genes: usize) -> Result<Csr<f32>> {
+fn h5ad_matrix(
+    path: &Path,
+    f: &File,
+    name: &str,
+    (cells, genes): (usize, usize),
+    stage: &mut Stage,
+) -> Result<Csr<f32>> {
     if let Ok(g) = f.group(name) {
         // anndata ≥ 0.7 names the format `encoding-type`; the older layout `h5sparse_format`.
         let kind = match attr_string(path, &g, name, "encoding-type")? {
@@ -173,7 +185,9 @@ fn h5ad_matrix(path: &Path, f: &File, name: &str, cells: usize, genes: usize) ->
             ));
         }
         let t = match kind.as_str() {
-            "csr_matrix" => return csr_in_blocks(path, f, name, (cells, genes), READ_BLOCK_NNZ),
+            "csr_matrix" => {
+                return csr_in_blocks(path, f, name, (cells, genes), READ_BLOCK_NNZ, stage)
+            }
             "csc_matrix" => compressed(path, f, name, genes, cells)?
                 .into_iter()
                 .map(|(g, c, v)| (c, g, v))
@@ -341,7 +355,8 @@ pub fn read_h5ad(path: &Path, opts: &H5adOptions) -> Result<Dataset> {
         (None, true) => "raw/X".into(),
         (None, false) => "X".into(),
     };
-    let matrix = h5ad_matrix(path, &f, &x, barcodes.len(), gene_names.len())?;
+    let mut stage = Stage::new(opts.progress.as_ref().map(|l| format!("{l} {x}")));
+    let matrix = h5ad_matrix(path, &f, &x, (barcodes.len(), gene_names.len()), &mut stage)?;
     crate::io::tenx::check_unique(path, &barcodes, 1)?;
     Ok(Dataset {
         matrix,
@@ -444,7 +459,7 @@ mod tests {
             data: vec![1.0, 4.0, 3.0, 2.0, 5.0, 6.0],
         };
         for block in [1, 2, 3, 100] {
-            let m = csr_in_blocks(&path, &f, "X", (4, 4), block).unwrap();
+            let m = csr_in_blocks(&path, &f, "X", (4, 4), block, &mut Stage::silent()).unwrap();
             assert_eq!(
                 (&m.indptr, &m.indices, &m.data),
                 (&want.indptr, &want.indices, &want.data),
@@ -453,7 +468,7 @@ mod tests {
         }
         let twice = write("twice.h5", &[0, 2, 3, 1, 3, 1, 3]);
         let f = open(&twice).unwrap();
-        let e = csr_in_blocks(&twice, &f, "X", (4, 4), 2)
+        let e = csr_in_blocks(&twice, &f, "X", (4, 4), 2, &mut Stage::silent())
             .unwrap_err()
             .to_string();
         assert!(e.contains("stores an entry twice"), "{e}");
