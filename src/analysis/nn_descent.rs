@@ -20,9 +20,9 @@
 //! **Determinism.** A round reads only the lists as they stood at its start, and each point
 //! writes only its own list (a "pull" join), so the result does not depend on which thread
 //! did what: the same graph at any thread count. Point `i`'s random start comes from its own
-//! ChaCha stream ([`Stream::Neighbors`], substream `i`). Distances are computed as
-//! [`super::neighbors::sq_dist`] computes them, so a neighbour found here has the same
-//! distance, bit for bit, as in the exact graph.
+//! ChaCha stream ([`Stream::Neighbors`], substream `i`). Distances are
+//! [`super::neighbors::sq_dist_of`], so a neighbour found here has the same distance, bit for
+//! bit, as in the exact graph.
 //!
 //! The cost of a round is about `n · (2k)² · d` multiply-adds at first and falls as the
 //! lists settle; the recall against the exact graph is measured by
@@ -32,7 +32,7 @@ use ndarray::Array2;
 use rand::seq::index;
 use rayon::prelude::*;
 
-use super::neighbors::Neighbors;
+use super::neighbors::{sq_dist_of, Neighbors};
 use crate::engine::rng::{substream, Stream};
 use crate::stage::Stage;
 
@@ -56,13 +56,6 @@ struct Entry {
 /// The order of a list: distance, then index.
 fn before(a: (f64, u32), b: (f64, u32)) -> bool {
     a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).is_lt()
-}
-
-/// Squared Euclidean distance of two rows, summed left to right as
-/// [`super::neighbors::sq_dist`] sums it.
-#[inline]
-fn sq_dist(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
 }
 
 /// Per point, a list of point indices, stored flat.
@@ -109,7 +102,7 @@ pub fn nn_descent_with(x: &Array2<f64>, k: usize, seed: u64, stage: &mut Stage) 
                 .map(|j| {
                     let j = if j >= i { j + 1 } else { j };
                     Entry {
-                        sq_dist: sq_dist(row(i), row(j)),
+                        sq_dist: sq_dist_of(row(i), row(j)),
                         index: j as u32,
                         new: true,
                     }
@@ -257,7 +250,7 @@ fn join<'a>(
         if q as usize == p || out.iter().any(|e| e.index == q) {
             continue;
         }
-        let d = sq_dist(row(p), row(q as usize));
+        let d = sq_dist_of(row(p), row(q as usize));
         let worst = out[k - 1];
         if !before((d, q), (worst.sq_dist, worst.index)) {
             continue;
