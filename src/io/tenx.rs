@@ -50,12 +50,11 @@ fn read_with_siblings(matrix: &Path, dir: &Path) -> Result<Dataset> {
     })?;
     let barcodes_path = find(dir, &["barcodes.tsv"])
         .ok_or_else(|| Error::parse(dir, None, "no barcodes.tsv[.gz] beside the matrix"))?;
-    let triplets = mtx::read(matrix)?;
-    let (gene_ids, gene_names, has_gene_ids) = read_genes(&genes_path, triplets.n_rows)?;
-    let barcodes = read_barcodes(&barcodes_path, triplets.n_cols)?;
-    let matrix = mtx::cells_by_genes(&triplets, matrix)?;
+    let m = mtx::read(matrix)?;
+    let (gene_ids, gene_names, has_gene_ids) = read_genes(&genes_path, m.n_genes)?;
+    let barcodes = read_barcodes(&barcodes_path, m.n_cells)?;
     Ok(Dataset {
-        matrix,
+        matrix: m.matrix,
         barcodes,
         gene_ids,
         gene_names,
