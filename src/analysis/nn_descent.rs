@@ -143,7 +143,7 @@ pub fn nn_descent_with(x: &Array2<f64>, k: usize, seed: u64, stage: &mut Stage) 
 /// 1.0000 against 0.9999 on 2,000 queries) in 1.5 times the time (12.5 s against 8.1 s);
 /// at 996,791 cells `k` took 208 s (recall 0.9977 on 500 queries) against 417 s in the
 /// whole run (one-off, Intel Xeon, `examples/knn_recall.rs`).
-fn candidates_cap(k: usize) -> usize {
+pub fn candidates_cap(k: usize) -> usize {
     k
 }
 

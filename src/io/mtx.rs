@@ -23,11 +23,11 @@ pub struct CellsByGenes {
 
 /// Reads and validates a MatrixMarket coordinate file (gzip or not) as cells × genes.
 ///
-/// Entries that come cell by cell (column-major, as 10x and [`write`] write them) go straight
+/// Entries that come cell by cell (column-major, as 10x and [`write()`] write them) go straight
 /// into the CSR matrix as they are read, one cell's entries at a time: 8 bytes per nonzero,
 /// the file never held as triplets. At the first entry of an earlier cell than the one
 /// before it, the entries read so far become triplets (12 bytes per entry) and the rest is
-/// read as such, then sorted by cell once ([`cells_by_genes`]): any order is accepted, at
+/// read as such, then sorted by cell once (`cells_by_genes`): any order is accepted, at
 /// that memory. Explicit zeros are dropped; a position given twice is an error.
 pub fn read(path: &Path) -> Result<CellsByGenes> {
     let mut reader = super::open_text(path)?;
