@@ -10,7 +10,7 @@
 //! changes fewer than `δ · n · k` entries ([`DELTA`]) or after [`rounds_for`] rounds.
 //!
 //! A round, for point `p`, with `new(u)` and `old(u)` the new and old neighbours of `u`
-//! (forward and reverse together, the `k` nearest of them: [`candidates_cap`]):
+//! (forward and reverse together, the `2k` nearest of them: [`candidates_cap`]):
 //!
 //! ```text
 //! candidates(p) = new(p) ∪ ⋃_{u ∈ new(p)} (new(u) ∪ old(u)) ∪ ⋃_{u ∈ old(p)} new(u)
@@ -24,7 +24,7 @@
 //! [`super::neighbors::sq_dist_of`], so a neighbour found here has the same distance, bit for
 //! bit, as in the exact graph.
 //!
-//! The cost of a round is about `n · 2k² · d` multiply-adds at first and falls as the
+//! The cost of a round is about `n · (2k)² · d` multiply-adds at first and falls as the
 //! lists settle; the recall against the exact graph is measured by
 //! `examples/knn_recall.rs` and checked by the tests below.
 
@@ -138,13 +138,17 @@ pub fn nn_descent_with(x: &Array2<f64>, k: usize, seed: u64, stage: &mut Stage) 
 }
 
 /// The most neighbours, forward and reverse together, a point's new (or old) candidates keep
-/// per round: `k`, as pynndescent's `max_candidates` (`min(60, k)`). Twice as many found
-/// slightly more of the exact neighbours of 99,694 generated cells' PCA-50 codes (recall
-/// 1.0000 against 0.9999 on 2,000 queries) in 1.5 times the time (12.5 s against 8.1 s);
-/// at 996,791 cells `k` took 208 s (recall 0.9977 on 500 queries) against 417 s in the
-/// whole run (one-off, Intel Xeon, `examples/knn_recall.rs`).
+/// per round: `2k` (UMAP asks pynndescent for 60 at `k` = 15, after a random-projection
+/// forest's start, which this descent does not have).
+///
+/// Half as many, `k`, halves the time but loses neighbours on real cells: recall 0.975
+/// against 0.991 on every PBMC3k cell (PCA-50 of `scrna`, `k` = 14); on generated cells,
+/// near-copies of each other, 0.9999 against 1.0000 at 100k (PCA-50 graph 8.1 s against
+/// 12.5 s) and 0.9977 at 1M in 208 s against 417 s (one-off, Intel Xeon,
+/// `examples/knn_recall.rs`). The graph feeds UMAP, Leiden and the kNN scores, so recall on
+/// real data decides.
 pub fn candidates_cap(k: usize) -> usize {
-    k
+    2 * k
 }
 
 /// Each point's new and old neighbours, forward and reverse, capped together at
@@ -157,7 +161,7 @@ fn candidates(lists: &[Entry], n: usize, k: usize) -> (Lists, Lists) {
 /// (the entries of its own list) and reverse (the entries naming it), without repeats,
 /// nearest first (ties by index), at most [`candidates_cap`].
 ///
-/// Forward and reverse share one cap of `k` ([`candidates_cap`]), the nearest kept (hubs,
+/// Forward and reverse share one cap of `2k` ([`candidates_cap`]), the nearest kept (hubs,
 /// in many reverse lists, would otherwise cost quadratically). The pairs are
 /// placed by a counting sort on the owner (in point order, serially), then each owner's
 /// few are ordered in parallel: the same lists as one global sort, without it.
