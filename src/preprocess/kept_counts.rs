@@ -17,9 +17,9 @@
 //! 32-bit gene numbers, in place, so that nothing is held beside the matrix while it is
 //! converted (at 1M cells the conversion had been the run's peak: 7.2 GB with separate
 //! 16-bit arrays, the matrix and the new gene numbers held together). The packing keeps a
-//! row's entries sorted by gene, since the gene is the high half. It applies when every gene number fits
-//! 16 bits (at most 65,536 genes) and every count 16 bits (at most 65,535); otherwise
-//! [`KeptCounts::from_lognorm`] hands the matrix back.
+//! row's entries sorted by gene, since the gene is the high half. It applies when every gene
+//! number fits 16 bits (at most 65,536 genes) and every count 16 bits (at most 65,535);
+//! otherwise [`KeptCounts::from_lognorm`] hands the matrix back.
 
 use super::normalize::{lognorm_value, recovered_count};
 use crate::csr::{Csr, Rows};
